@@ -48,6 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.connection() as conn:
             await state.api_keys.load_from_db(conn)
         state.predictor = _load_predictor(settings)
+        worker = None
+        if state.predictor is not None and settings.score_discharges:
+            from fhir_gateway.scoring.worker import ScoringWorker
+
+            worker = ScoringWorker(db, state.predictor)
+            worker.start()
+            state.extras["scoring_worker"] = worker
         for hook in state.extras.get("startup", []):
             await hook(state)
         try:
@@ -55,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for hook in reversed(state.extras.get("shutdown", [])):
                 await hook(state)
+            if worker is not None:
+                await worker.stop()
             await db.dispose()
 
     app = FastAPI(

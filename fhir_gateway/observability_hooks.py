@@ -23,3 +23,15 @@ def count_rollback() -> None:
     m = _metrics()
     if m is not None and hasattr(m, "TRANSACTION_ROLLBACKS"):
         m.TRANSACTION_ROLLBACKS.inc()
+
+
+def observe_prediction(band: str, model_version: str, seconds: float) -> None:
+    m = _metrics()
+    if m is None:
+        return
+    counter = getattr(m, "PREDICTIONS", None)
+    if counter is not None:
+        counter.labels(band=band, model_version=model_version).inc()
+    latency = getattr(m, "PREDICTION_LATENCY", None)
+    if latency is not None:
+        latency.observe(seconds)

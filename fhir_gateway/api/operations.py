@@ -120,3 +120,17 @@ async def instance_operation(
     state: StateDep,
 ) -> Response:
     return await _dispatch(request, principal, state, code, resource_type, rid)
+
+
+@router.get("/_async/{job_id}")
+async def async_job(job_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+    from fhir_gateway.operations.readmission_risk_population import job_status
+
+    return await job_status(state, principal.tenant, job_id)
+
+
+@router.delete("/_async/{job_id}")
+async def async_job_cancel(job_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+    from fhir_gateway.operations.readmission_risk_population import cancel_job
+
+    return await cancel_job(state, principal.tenant, job_id)
