@@ -72,7 +72,7 @@ def concept_text(concept: object) -> str | None:
 
 
 def resources_from_bundle(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The entry resources of a Bundle, each given an id from its ``urn:uuid:`` fullUrl if absent."""
+    """Entry resources of a Bundle; a missing id is taken from the ``urn:uuid:`` fullUrl."""
     out: list[dict[str, Any]] = []
     for entry in bundle.get("entry") or ():
         resource = entry.get("resource")

@@ -7,6 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _portable(arg: str) -> str:
+    """Show a shared-data path the way the docs name it (``../shared/data/...``), so the
+    recorded command does not depend on where this checkout happens to live."""
+    marker = "/shared/data/"
+    resolved = str(Path(arg).resolve()) if "shared/data" in arg else arg
+    return "../shared/data/" + resolved.split(marker, 1)[1] if marker in resolved else arg
+
+
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from risk_model import dataset, model_card
     from risk_model.train import train, write_artifact
@@ -23,7 +31,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print("give --diabetes130 CSV or --bundles PATH", file=sys.stderr)
         return 2
     result = train(table, seed=args.seed, n_boot=args.bootstrap)
-    command = "readmission-model " + " ".join(shlex.quote(a) for a in argv)
+    command = "readmission-model " + " ".join(shlex.quote(_portable(a)) for a in argv)
     path = write_artifact(
         result, args.out, name=args.name, version=args.version, source=source,
         command=command, install=args.install,

@@ -81,7 +81,8 @@ def _progress(items: Iterable[Any], total: int | None, desc: str, show: bool) ->
         return items
     from tqdm import tqdm
 
-    return tqdm(items, total=total, unit="patient", desc=desc)
+    wrapped: Iterable[Any] = tqdm(items, total=total, unit="patient", desc=desc)
+    return wrapped
 
 
 def from_diabetes130(csv_path: Path, *, limit: int | None = None, progress: bool = False) -> Table:

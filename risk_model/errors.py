@@ -10,4 +10,4 @@ class InsufficientData(RiskModelError):  # noqa: N818 - name agreed in the team 
 
 
 class ArtifactError(RiskModelError):
-    """A model artifact that is tampered with, mismatched or unreadable; refused before unpickling."""
+    """A tampered, mismatched or unreadable model artifact, refused before unpickling."""

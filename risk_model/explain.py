@@ -66,7 +66,7 @@ _DESCRIPTIONS: dict[str, _Describe] = {
 
 
 def describe(feature: str, value: float) -> str:
-    """A short sentence stating a feature's value, e.g. "3 inpatient admissions in the previous 12 months"."""
+    """A feature's value in words, e.g. "3 inpatient admissions in the previous 12 months"."""
     describe_fn = _DESCRIPTIONS.get(feature)
     return describe_fn(value) if describe_fn else f"{feature} = {value:g}"
 

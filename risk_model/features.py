@@ -406,10 +406,10 @@ def extract(
         if status != "active" and authored < admitted - _DOOR:
             continue
         concept = med.get("medicationCodeableConcept")
-        key = next((f"{s}|{c}" for s, c in codings(concept) if c), None)
-        if key is None and isinstance(concept, Mapping):
-            key = concept.get("text")
-        medications.add(str(key or med.get("id")))
+        med_key = next((f"{s}|{c}" for s, c in codings(concept) if c), None)
+        if med_key is None and isinstance(concept, Mapping):
+            med_key = concept.get("text")
+        medications.add(str(med_key or med.get("id")))
         basis.append(f"MedicationRequest/{med.get('id')}")
 
     los_days = float(max((discharged.date() - admitted.date()).days, 0))

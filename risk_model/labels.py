@@ -70,7 +70,7 @@ def readmission_labels(
     stays = _stays(resources)
     window = timedelta(days=window_days)
     labels: list[StayLabel] = []
-    for i, (enc, start, end) in enumerate(stays):
+    for enc, start, end in stays:
         eid = str(enc.get("id"))
         subject = (enc.get("subject") or {}).get("reference")
         disposition = _disposition(enc)

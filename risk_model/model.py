@@ -26,9 +26,9 @@ def _sigmoid(x: float) -> float:
 
 @dataclass(frozen=True)
 class LinearModel:
-    """logit = intercept + Σ coef_i · (t_i(x_i) − mean_i) / scale_i, with calibration folded in.
+    """logit = intercept + sum_i coef_i * (t_i(x_i) - mean_i) / scale_i, calibration folded in.
 
-    ``coef · (t − mean) / scale`` is also each feature's contribution relative to the average
+    ``coef * (t - mean) / scale`` is also each feature's contribution relative to the average
     training patient, which is what the explanations report.
     """
 
@@ -52,10 +52,11 @@ class LinearModel:
         for i, t in enumerate(self.transforms):
             if t == "log1p":
                 out[:, i] = np.log1p(np.clip(out[:, i], 0.0, None))
-        return out
+        return np.asarray(out, dtype=np.float64)
 
     def standardized(self, x: FloatArray) -> FloatArray:
-        return (self.transform(x) - np.asarray(self.mean)) / np.asarray(self.scale)
+        centred = self.transform(x) - np.asarray(self.mean)
+        return np.asarray(centred / np.asarray(self.scale), dtype=np.float64)
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
         """Probabilities for an (n, d) matrix of raw feature values."""

@@ -66,7 +66,7 @@ def write(
     pngs = _plots(result, folder)
     rel = folder.name
     rows = "\n".join(
-        f"| {k} | {m.auroc:.3f} ({m.auroc_ci_low:.3f}–{m.auroc_ci_high:.3f}) | {m.auprc:.3f} | "
+        f"| {k} | {m.auroc:.3f} ({m.auroc_ci_low:.3f}-{m.auroc_ci_high:.3f}) | {m.auprc:.3f} | "
         f"{m.brier:.4f} | {m.calibration_slope:.2f} | {m.calibration_intercept:.2f} |"
         for k, m in result.test.items()
     )
@@ -77,21 +77,27 @@ def write(
     val = ", ".join(f"{k} {v:.3f}" for k, v in result.validation_auroc.items())
     m = result.test["model"]
     beats = all(m.auroc > result.test[k].auroc for k in ("LACE", "HOSPITAL"))
+    verdict = "beats" if beats else "does NOT beat"
+    target = "met" if m.auroc >= 0.70 else "not met"
+    n_features = len(result.model.feature_names)
+    today = datetime.now(UTC).date().isoformat()
     text = f"""# Model card: {name} {version}
 
-Generated {datetime.now(UTC).date().isoformat()} by the training command below; every figure here
-was measured on held-out patients by that run.
+Generated {today} by the training command below; every figure here was measured on
+held-out patients by that run.
 
 ## Intended use
-Estimate, at hospital discharge, the probability that an adult inpatient is readmitted within 30 days,
-to prioritise transitional care (follow-up calls, medication reconciliation). Decision support for
-clinicians, not a diagnosis, and not for denying care. Bands: low < 10 %, moderate 10–20 %, high ≥ 20 %
-(configurable; shared by `$readmission-risk` and the CDS cards).
+Estimate, at hospital discharge, the probability that an adult inpatient is readmitted
+within 30 days, to prioritise transitional care (follow-up calls, medication review).
+Decision support for clinicians, not a diagnosis, and not for denying care.
+Bands: low < 10 %, moderate 10-20 %, high >= 20 % (configurable; the same thresholds
+serve `$readmission-risk` and the CDS cards).
 
 ## Data
-{source}: one FHIR R4 transaction Bundle per patient, features read from the FHIR resources by the same
-code that scores live requests. Label: the data set's `readmitted == "<30"`, carried beside the FHIR data.
-Stays ending in death or hospice are excluded. Split by patient (seeded 60/20/20):
+{source}: one FHIR R4 transaction Bundle per patient; features are read from the FHIR
+resources by the same code that scores live requests. Label: the data set's
+`readmitted == "<30"`, carried beside the FHIR data, never inside it. Stays ending in
+death or hospice are excluded. Split by patient (seeded 60/20/20):
 
 | split | patients | stays | readmitted < 30 d |
 |---|---|---|---|
@@ -100,10 +106,10 @@ Stays ending in death or hospice are excluded. Split by patient (seeded 60/20/20
 Training-data fingerprint (sha256 of the feature table): `{result.fingerprint}`.
 
 ## Model
-Logistic regression (L2, C = 0.1) on {len(result.model.feature_names)} features (counts log1p-transformed,
-standardised), Platt-calibrated on the validation split, scored with plain arithmetic (microseconds per
-row). Candidates on validation AUROC: {val}; chosen: {result.chosen} (a boosted model is preferred only
-if it wins by more than 0.01, see ADR 0003).
+Logistic regression (L2, C = 0.1) on {n_features} features (counts log1p-transformed,
+standardised), Platt-calibrated on the validation split, scored with plain arithmetic
+(microseconds per row). Candidates on validation AUROC: {val}; chosen: {result.chosen}
+(a boosted model is preferred only if it wins by more than 0.01, see ADR 0003).
 
 ## Performance on held-out patients (test split)
 
@@ -111,11 +117,11 @@ if it wins by more than 0.01, see ADR 0003).
 |---|---|---|---|---|---|
 {rows}
 
-LACE and HOSPITAL are computed from the same FHIR features on the same rows; their Brier and
-calibration use a logistic map of the points fitted on the training split. The model
-{"beats" if beats else "does NOT beat"} both baselines on AUROC. The issue's target of AUROC ≥ 0.70 is
-{"met" if m.auroc >= 0.70 else "not met"}: published AUROCs on this data set are about 0.64–0.70, and
-several of its strongest columns (number_diagnoses, num_lab_procedures, num_medications) have no
+LACE and HOSPITAL are computed from the same FHIR features on the same rows; their Brier
+score and calibration use a logistic map of the points fitted on the training split.
+The model {verdict} both baselines on AUROC. The issue's target of AUROC >= 0.70 is
+{target}: published AUROCs on this data set are about 0.64-0.70, and several of its
+strongest columns (number_diagnoses, num_lab_procedures, num_medications) have no
 standard FHIR element, so the FHIR path does not use them.
 
 ![ROC curves]({rel}/{pngs["roc"]})
@@ -123,11 +129,11 @@ standard FHIR element, so the FHIR path does not use them.
 ![Feature importance]({rel}/{pngs["importance"]})
 
 ## Limits
-- Trained on US hospital encounters of diabetic patients, 1999–2008; other populations may differ
-  and need local validation and recalibration.
-- Diabetes-130 has no dates: visit timing inside the 12 months before admission is synthetic, so
-  the 6-month ED window is approximated; labs (haemoglobin, sodium) are absent there, so their
-  features carry no weight although HOSPITAL uses them.
+- Trained on US hospital encounters of diabetic patients, 1999-2008; other populations
+  may differ and need local validation and recalibration.
+- Diabetes-130 has no dates: visit timing inside the 12 months before admission is
+  synthetic, so the 6-month ED window is approximated; it has no haemoglobin or sodium
+  results, so those features carry no weight here although HOSPITAL uses them.
 - Readmissions to other hospitals are not seen in the source data.
 - Synthea data is used only to test the pipeline, never to judge the model.
 

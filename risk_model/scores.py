@@ -41,7 +41,7 @@ def _lace_los_points(days: int) -> int:
 
 
 def lace(features: Mapping[str, float]) -> ScoreResult:
-    """LACE index from ``length_of_stay_days``, ``acute_admission``, ``charlson_index``, ``ed_visits_6m``."""
+    """LACE index from length of stay, acute admission, Charlson index and ED visits."""
     charlson = int(features["charlson_index"])
     ed = int(features["ed_visits_6m"])
     components = {

@@ -117,7 +117,7 @@ def _score_probability(
 def train(
     table: Table, *, seed: int = 42, n_boot: int = 1000, gbm_margin: float = 0.01
 ) -> TrainResult:
-    """Fit both candidates, pick on validation, evaluate the chosen one and the baselines on test."""
+    """Fit both candidates, pick on validation, evaluate the model and baselines on test."""
     if len(np.unique(table.y)) < 2:
         raise ValueError("training data needs both readmitted and not readmitted stays")
     tr, va, te = split_by_patient(table.patients, seed)

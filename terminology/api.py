@@ -118,7 +118,6 @@ def _specialties() -> dict[str, str]:
 
 def _icd(system: str, code: str) -> Concept:
     category = charlson.category_of(system, code)
-    label = charlson.categories()[category].label if category else None
     props = {"charlson-category": category} if category else {}
     return Concept(system, code, None, category, props)
 
@@ -155,15 +154,15 @@ def lookup(system: str, code: str) -> Concept:
             raise UnknownCode(system, code, "RxNorm code not in our subset")
         return Concept(system, code, name)
     if system == MEDICAL_SPECIALTY:
-        label = _specialties().get(code)
-        if label is None:
+        specialty = _specialties().get(code)
+        if specialty is None:
             raise UnknownCode(system, code)
-        return Concept(system, code, label)
+        return Concept(system, code, specialty)
     if system == ACT_CODE:
-        label = _ACT_CODE_LABELS.get(code)
-        if label is None:
+        act = _ACT_CODE_LABELS.get(code)
+        if act is None:
             raise UnknownCode(system, code, "ActCode not in our subset")
-        return Concept(system, code, label)
+        return Concept(system, code, act)
     raise UnknownCode(system, code, "code system not supported")
 
 

@@ -18,6 +18,7 @@ Follows the data README's mapping. Choices worth knowing:
 """
 
 import argparse
+import contextlib
 import csv
 import gzip
 import io
@@ -479,12 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     patients = read_patients(args.csv)[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     all_labels: list[IndexLabel] = []
-    ndjson = (
-        gzip.open(args.out / "bundles.ndjson.gz", "wt", encoding="utf-8")
-        if args.format == "ndjson"
-        else None
-    )
-    try:
+    with contextlib.ExitStack() as stack:
+        ndjson = (
+            stack.enter_context(gzip.open(args.out / "bundles.ndjson.gz", "wt", encoding="utf-8"))
+            if args.format == "ndjson"
+            else None
+        )
         for rows in tqdm(patients, unit="patient", desc="diabetes130 → FHIR"):
             bundle, labels = patient_bundle(rows, id_labels)
             all_labels.extend(labels)
@@ -495,9 +496,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (args.out / f"patient-{rows[0]['patient_nbr']}.json").write_text(
                     text, encoding="utf-8"
                 )
-    finally:
-        if ndjson is not None:
-            ndjson.close()
     with (args.out / "labels.csv").open("w", encoding="utf-8", newline="") as handle:
         write_labels(all_labels, handle)
     print(
