@@ -56,7 +56,11 @@ def validate_resource(
         return [ValidationIssue(f"{where}.resourceType", "missing resourceType", "required")]
     registry = _registry()
     if type(declared) is not str or not registry.known(declared):
-        return [ValidationIssue(f"{where}.resourceType", f"unknown resourceType {declared!r}", "invalid")]
+        return [
+            ValidationIssue(
+                f"{where}.resourceType", f"unknown resourceType {declared!r}", "invalid"
+            )
+        ]
     if resource_type is not None and declared != resource_type:
         message = f"resourceType {declared!r} does not match the expected {resource_type!r}"
         return [ValidationIssue(f"{resource_type}.resourceType", message, "invalid")]

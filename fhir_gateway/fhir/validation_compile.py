@@ -33,7 +33,7 @@ VALUE = "value"
 
 
 def _code_for(message: str) -> str:
-    """Wrong JSON shapes are structure errors; a well-shaped but malformed value is a value error."""
+    """A wrong JSON shape is a structure error; a well-shaped but malformed value a value error."""
     return STRUCTURE if message.startswith(("expected", "null")) else VALUE
 
 
@@ -194,7 +194,9 @@ def _resource_type_check(name: str) -> Check:
     return run
 
 
-def _check_aligned(obj: dict[str, Any], pairs: tuple[tuple[str, str], ...], path: Any, out: Issues) -> None:
+def _check_aligned(
+    obj: dict[str, Any], pairs: tuple[tuple[str, str], ...], path: Any, out: Issues
+) -> None:
     """R4 JSON: in a primitive array a null is allowed only where its "_x" twin has content."""
     for name, ext_name in pairs:
         values = obj.get(name)

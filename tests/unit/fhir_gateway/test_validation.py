@@ -328,6 +328,11 @@ ORACLE_MORE_LENIENT: list[tuple[str, Any, str]] = [
         lambda p: p.__setitem__("multipleBirthInteger", 2.0),
         "Patient.multipleBirthInteger",
     ),
+    (
+        "dateTime given as a number (read as a Unix time)",
+        lambda p: p["_birthDate"]["extension"][0].__setitem__("valueDateTime", 156000000),
+        "Patient._birthDate.extension[0].valueDateTime",
+    ),
     ("null value", lambda p: p.__setitem__("gender", None), "Patient.gender"),
     ("empty array", lambda p: p.__setitem__("identifier", []), "Patient.identifier"),
     ("empty object", lambda p: p.__setitem__("maritalStatus", {}), "Patient.maritalStatus"),
