@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 ACCESS_LOGGER = "fhir_gateway.access"
+ERROR_LOGGER = "fhir_gateway.error"
 
 _request_id: ContextVar[str | None] = ContextVar("fhir_gateway_request_id", default=None)
 
@@ -96,7 +97,8 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
     Uvicorn configures logging again inside every worker process from this dict, so JSON output
     must be declared here rather than set up once in the parent. Uvicorn's own access log is
     silenced: it prints the raw path with its query string (``?name=...``), which is personal data;
-    ``RequestContextMiddleware`` writes the access line instead.
+    ``RequestContextMiddleware`` writes the access line instead. httpx logs every outbound URL
+    (e.g. a CDS fallback fetch of ``Observation?patient=...``) at INFO, so it is held to WARNING.
     """
     level = level.upper()
     return {
@@ -114,6 +116,8 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+            "httpx": {"handlers": [], "level": "WARNING", "propagate": True},
+            "httpcore": {"handlers": [], "level": "WARNING", "propagate": True},
         },
         "root": {"handlers": ["stdout"], "level": level},
     }
@@ -149,12 +153,15 @@ class RequestContextMiddleware:
 
     Pure ASGI (not ``BaseHTTPMiddleware``) so streaming responses are not buffered and the context
     variable is visible to the endpoint's own logging. The id is also put in
-    ``scope["state"]["request_id"]`` (``request.state.request_id`` in handlers).
+    ``scope["state"]["request_id"]`` (``request.state.request_id`` in handlers): an exception
+    handler for 500s runs outside this middleware (Starlette's ``ServerErrorMiddleware`` wraps every
+    user middleware), where the context variable is already reset, so it must read the id there.
     """
 
     def __init__(self, app: ASGIApp, *, logger_name: str = ACCESS_LOGGER) -> None:
         self.app = app
         self.logger = logging.getLogger(logger_name)
+        self.error_logger = logging.getLogger(ERROR_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,6 +182,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Logged here, while the request id is still set; the server logs it again without.
+            self.error_logger.exception("unhandled error", extra={"route": _route_template(scope)})
+            raise
         finally:
             elapsed_ms = (perf_counter() - start) * 1000
             self.logger.log(

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from time import perf_counter
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -144,6 +146,20 @@ def prepare_multiprocess_dir() -> Path | None:
     return directory
 
 
+@cache
+def _http_instrumentation() -> Callable[[http_metrics.Info], None]:
+    """The HTTP metrics, created once per process and shared by every app instrumented in it.
+
+    Left to itself the instrumentator registers its metrics when an app's middleware stack is
+    built, and a second app in the same process (tests, the CLI building an app twice) finds the
+    names taken and silently records nothing.
+    """
+    instrumentation = http_metrics.default(latency_lowr_buckets=HTTP_LATENCY_BUCKETS)
+    if instrumentation is None:  # pragma: no cover - only if someone else registered the names
+        raise RuntimeError("HTTP metric names are already registered by another component")
+    return instrumentation
+
+
 def instrument(app: FastAPI) -> None:
     """Add HTTP metrics labelled by route template and serve ``/metrics``.
 
@@ -156,6 +172,6 @@ def instrument(app: FastAPI) -> None:
         should_ignore_untemplated=False,
         should_group_untemplated=True,
         excluded_handlers=list(EXCLUDED_HANDLERS),
-    ).instrument(app, latency_lowr_buckets=HTTP_LATENCY_BUCKETS).expose(
+    ).add(_http_instrumentation()).instrument(app).expose(
         app, endpoint="/metrics", include_in_schema=False
     )

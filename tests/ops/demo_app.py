@@ -55,9 +55,10 @@ def create_app() -> FastAPI:
         time.sleep(0.15)  # noqa: ASYNC251
         return {"pid": os.getpid()}
 
-    @app.get("/boom")
-    async def boom() -> None:
-        raise RuntimeError("secret-value-from-request")
+    @app.get("/fhir/Patient/{patient_id}/boom")
+    async def boom(patient_id: str) -> None:
+        # Like a driver error quoting the offending value (e.g. a duplicate identifier).
+        raise RuntimeError(f"duplicate key value {patient_id}")
 
     return app
 

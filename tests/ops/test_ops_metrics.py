@@ -131,3 +131,13 @@ def test_workers_in_multiprocess_mode_report_one_aggregate(tmp_path: Path) -> No
     assert info == [((("sha256", MODEL_SHA256), ("version", MODEL_VERSION)), 1.0)]
     assert any(path.name.startswith("counter_") for path in directory.iterdir())
     assert os.environ.get(metrics.MULTIPROC_ENV) is None
+
+
+def test_every_app_instrumented_in_one_process_records_requests() -> None:
+    first, second = TestClient(create_app()), TestClient(create_app())
+    key = {"handler": "/fhir/Patient/{patient_id}", "method": "GET", "status": "200"}
+    before = value(scrape(second.get("/metrics").text), "http_requests_total", **key)
+    first.get("/fhir/Patient/1")
+    second.get("/fhir/Patient/2")
+    after = value(scrape(first.get("/metrics").text), "http_requests_total", **key)
+    assert after - before == 2
