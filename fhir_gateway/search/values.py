@@ -27,6 +27,8 @@ _DATE = re.compile(
 
 def normalise(text: str) -> str:
     """Lower case, accents removed, whitespace collapsed: the form string search compares."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())
