@@ -1,0 +1,3 @@
+from fhir_gateway.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""``POST [base]`` with a batch or transaction Bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from fhir_gateway.api.deps import (
+    DatabaseDep,
+    PrincipalDep,
+    SettingsDep,
+    check_content_type,
+    read_body,
+)
+from fhir_gateway.api.responses import fhir_json
+from fhir_gateway.bundles import Entry, TransactionProcessor, _entry_error, parse_entries
+from fhir_gateway.fhir import errors
+from fhir_gateway.fhir.parsing import parse_json
+from fhir_gateway.observability_hooks import count_bundle_entries, count_rollback
+
+router = APIRouter()
+
+
+@router.post("/")
+async def process(
+    request: Request, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    check_content_type(request)
+    data = parse_json(await read_body(request, settings.max_body_bytes))
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise errors.invalid("POST to the base URL takes a Bundle", ["resourceType"])
+    btype = data.get("type")
+    if btype not in ("transaction", "batch"):
+        raise errors.invalid(
+            f"Bundle.type must be 'transaction' or 'batch', not {btype!r}", ["Bundle.type"]
+        )
+    entries = parse_entries(data)
+    count_bundle_entries(str(btype), len(entries))
+    base = settings.fhir_base_url()
+    if btype == "transaction":
+        try:
+            async with db.connection() as conn, conn.transaction():
+                responses = await TransactionProcessor(conn, principal.tenant, base).run(entries)
+        except errors.OperationOutcomeError:
+            count_rollback()
+            raise
+        return fhir_json(
+            orjson.dumps(
+                {"resourceType": "Bundle", "type": "transaction-response", "entry": responses}
+            )
+        )
+    results: list[dict[str, Any]] = []
+    async with db.connection() as conn:
+        for entry in entries:
+            results.append(await _batch_entry(conn, principal.tenant, base, entry))
+    return fhir_json(
+        orjson.dumps({"resourceType": "Bundle", "type": "batch-response", "entry": results})
+    )
+
+
+async def _batch_entry(conn: Any, tenant: str, base: str, entry: Entry) -> dict[str, Any]:
+    try:
+        async with conn.transaction():
+            processor = TransactionProcessor(conn, tenant, base)
+            (response,) = await processor.run([entry])
+            return response
+    except errors.OperationOutcomeError as exc:
+        err = _entry_error(exc, entry) if not str(exc).startswith("Bundle.entry") else exc
+        return {"response": {"status": str(err.status), "outcome": err.outcome()}}

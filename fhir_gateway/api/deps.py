@@ -1,0 +1,107 @@
+"""Typed dependencies for routes: the app state, the caller, and the request body.
+
+Authentication is a router-level dependency so that every FHIR route requires a credential
+unless it is explicitly mounted on the public router.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from fhir_gateway.auth.principal import Principal
+from fhir_gateway.fhir import errors
+from fhir_gateway.settings import Settings
+from fhir_gateway.state import AppState
+from fhir_gateway.store.db import Database
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.gateway
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_database(state: StateDep) -> Database:
+    return state.db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def _credential(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def get_principal(request: Request, state: StateDep) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    credential = _credential(request)
+    if credential is None:
+        raise errors.unauthorized("Authentication required: send X-API-Key or a Bearer token")
+    principal = state.api_keys.lookup(credential)
+    if principal is None:
+        for verifier in state.extras.get("token_verifiers", []):
+            principal = await verifier(credential, request)
+            if principal is not None:
+                break
+    if principal is None:
+        raise errors.unauthorized(
+            "The credential is not valid", 'Bearer realm="fhir", error="invalid_token"'
+        )
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise errors.too_large(f"The request body exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.too_large(f"The request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json")
+
+
+def check_content_type(request: Request) -> None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype and ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+        raise errors.unsupported_media(
+            f"Content-Type '{ctype}' is not supported; send application/fhir+json"
+        )
+
+
+def check_format(request: Request) -> None:
+    fmt = request.query_params.get("_format")
+    if fmt and fmt.lower() not in ("json", "application/fhir+json", "application/json"):
+        raise errors.unsupported_media(f"_format '{fmt}' is not supported; only JSON is served")
+    accept = request.headers.get("accept", "")
+    if accept and "xml" in accept and "json" not in accept and "*/*" not in accept:
+        raise errors.unsupported_media("Only JSON is served; XML is not supported")

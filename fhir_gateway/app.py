@@ -1,0 +1,126 @@
+"""The app factory: one ASGI app with the FHIR facade, CDS Hooks, metrics and health.
+
+Optional parts (search, operations, CDS Hooks, observability, SMART) are composed here and
+nowhere else, which keeps each package ignorant of the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from fhir_gateway.api import bundle, metadata, rest
+from fhir_gateway.api import errors as error_handlers
+from fhir_gateway.api.deps import check_format, get_principal
+from fhir_gateway.auth.api_keys import ApiKeyRegistry, parse_env_keys
+from fhir_gateway.settings import Settings
+from fhir_gateway.state import AppState
+from fhir_gateway.store.db import Database
+from fhir_gateway.store.migrate import at_head
+
+log = logging.getLogger("fhir_gateway")
+
+
+def _load_predictor(settings: Settings) -> Any:
+    try:
+        from risk_model.predictor import Predictor
+    except ImportError:
+        return None
+    low, high = (float(x) for x in settings.risk_thresholds.split(","))
+    return Predictor.load(settings.model_path, thresholds=(low, high))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if not settings.database_url:
+        raise RuntimeError("create_app needs settings.database_url (serve starts one if unset)")
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    state = AppState(settings=settings, db=db)
+    state.api_keys = ApiKeyRegistry(parse_env_keys(settings.api_keys))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with db.connection() as conn:
+            await state.api_keys.load_from_db(conn)
+        state.predictor = _load_predictor(settings)
+        for hook in state.extras.get("startup", []):
+            await hook(state)
+        try:
+            yield
+        finally:
+            for hook in reversed(state.extras.get("shutdown", [])):
+                await hook(state)
+            await db.dispose()
+
+    app = FastAPI(
+        title="FHIR readmission-risk gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.gateway = state
+    error_handlers.install(app)
+
+    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_format)])
+    public.include_router(metadata.router)
+    app.include_router(public)
+
+    protected = APIRouter(
+        prefix="/fhir", dependencies=[Depends(check_format), Depends(get_principal)]
+    )
+    _include_optional(protected, "fhir_gateway.api.operations", "router")
+    protected.include_router(rest.history_router)
+    protected.include_router(bundle.router)
+    _include_optional(protected, "fhir_gateway.api.search", "system_router")
+    protected.include_router(rest.router)
+    _include_optional(protected, "fhir_gateway.api.search", "router")
+    app.include_router(protected)
+    # POST [base] without a trailing slash is how most clients send Bundles.
+    app.add_api_route(
+        "/fhir",
+        bundle.process,
+        methods=["POST"],
+        include_in_schema=False,
+        dependencies=[Depends(check_format), Depends(get_principal)],
+    )
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> Response:
+        reasons = []
+        try:
+            async with db.connection() as conn:
+                if not await at_head(conn):
+                    reasons.append("database migrations are not at head")
+        except Exception:  # any connection failure means not ready
+            reasons.append("database unreachable")
+        if state.predictor is None:
+            reasons.append("model not loaded")
+        if reasons:
+            return JSONResponse({"status": "unavailable", "reasons": reasons}, 503)
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+def _include_optional(parent: APIRouter, module: str, attr: str) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    router = getattr(mod, attr, None)
+    if router is not None:
+        parent.include_router(router)

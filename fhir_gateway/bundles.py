@@ -1,0 +1,346 @@
+"""Batch and transaction Bundle processing.
+
+A transaction is planned first (ids assigned, fullUrls mapped), then executed in the spec's
+order — DELETE, POST, PUT/PATCH, GET — inside one database transaction; any failing entry
+rolls everything back and the error names the entry. A batch runs each entry in its own
+savepoint so entries succeed or fail independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from fhir_gateway import interactions
+from fhir_gateway.fhir import errors
+from fhir_gateway.fhir.models import resource_types
+from fhir_gateway.fhir.parsing import check_resource
+from fhir_gateway.fhir.references import ID_PATTERN, parse_local, rewrite_references
+from fhir_gateway.store.repository import Repository, format_instant, new_id
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    url: str
+    rtype: str
+    rid: str | None
+    query: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_none_exist: str | None
+    if_match: int | None
+    response: dict[str, Any] | None = None
+    assigned_id: str | None = None
+    existing: bool = False
+    where: str = field(default="")
+
+
+def _entry_error(exc: errors.OperationOutcomeError, entry: Entry) -> errors.OperationOutcomeError:
+    issues = [
+        errors.Issue(
+            i.code,
+            f"Bundle.entry[{entry.index}] ({entry.method} {entry.url}): {i.diagnostics}",
+            i.severity,
+            tuple(
+                e if e.startswith("Bundle.") else f"Bundle.entry[{entry.index}].{_rel(e, entry)}"
+                for e in i.expression
+            )
+            or (f"Bundle.entry[{entry.index}]",),
+            i.detail_code,
+        )
+        for i in exc.issues
+    ]
+    return errors.OperationOutcomeError(exc.status, issues, exc.headers)
+
+
+def _rel(expression: str, entry: Entry) -> str:
+    if entry.resource is not None:
+        rtype = entry.resource.get("resourceType", "")
+        if expression.startswith(f"{rtype}."):
+            return "resource." + expression[len(rtype) + 1 :]
+        if expression == rtype:
+            return "resource"
+    return expression
+
+
+def parse_entries(bundle: dict[str, Any]) -> list[Entry]:
+    raw = bundle.get("entry", [])
+    if not isinstance(raw, list):
+        raise errors.structure("Bundle.entry must be an array", ["Bundle.entry"])
+    out = []
+    for i, e in enumerate(raw):
+        where = f"Bundle.entry[{i}]"
+        if not isinstance(e, dict):
+            raise errors.structure(f"{where} must be an object", [where])
+        req = e.get("request")
+        if not isinstance(req, dict):
+            raise errors.invalid(f"{where}.request is required", [f"{where}.request"])
+        method = str(req.get("method", "")).upper()
+        url = req.get("url")
+        if method not in _ORDER or not isinstance(url, str) or not url:
+            raise errors.invalid(
+                f"{where}.request needs a method (GET, POST, PUT, PATCH, DELETE) and a url",
+                [f"{where}.request"],
+            )
+        path, _, query = url.partition("?")
+        parts = [p for p in path.strip("/").split("/") if p]
+        rtype = parts[0] if parts else ""
+        rid = parts[1] if len(parts) > 1 else None
+        if rtype not in resource_types():
+            raise errors.invalid(
+                f"{where}.request.url names unknown type '{rtype}'", [f"{where}.request.url"]
+            )
+        resource = e.get("resource")
+        if method in ("POST", "PUT") and not isinstance(resource, dict):
+            raise errors.invalid(f"{where} ({method}) needs a resource", [f"{where}.resource"])
+        match = req.get("ifMatch")
+        if_match = None
+        if isinstance(match, str):
+            digits = match.replace("W/", "").strip('"')
+            if not digits.isdigit():
+                raise errors.invalid(
+                    f"{where}.request.ifMatch is not a version ETag", [f"{where}.request.ifMatch"]
+                )
+            if_match = int(digits)
+        full_url = e.get("fullUrl")
+        out.append(
+            Entry(
+                i,
+                method,
+                url,
+                rtype,
+                rid,
+                query,
+                full_url if isinstance(full_url, str) else None,
+                resource if isinstance(resource, dict) else None,
+                req.get("ifNoneExist") if isinstance(req.get("ifNoneExist"), str) else None,
+                if_match,
+                where=where,
+            )
+        )
+    return out
+
+
+def _response(
+    status: int, version: Any = None, outcome: dict[str, Any] | None = None, resource: bool = False
+) -> dict[str, Any]:
+    text = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}.get(status, str(status))
+    resp: dict[str, Any] = {"status": text}
+    if version is not None:
+        resp["location"] = f"{version.type}/{version.id}/_history/{version.version}"
+        resp["etag"] = version.etag
+        resp["lastModified"] = format_instant(version.last_updated)
+    if outcome is not None:
+        resp["outcome"] = outcome
+    out: dict[str, Any] = {"response": resp}
+    if resource and version is not None and version.content is not None:
+        out["resource"] = orjson.Fragment(version.content)
+        out["fullUrl"] = f"{version.type}/{version.id}"
+    return out
+
+
+class TransactionProcessor:
+    def __init__(self, conn: asyncpg.Connection, tenant: str, base_url: str) -> None:
+        self.repo = Repository(conn, tenant)
+        self.base_url = base_url
+        self.ref_map: dict[str, str] = {}
+
+    async def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        for e in entries:
+            if e.resource is not None:
+                try:
+                    check_resource(e.resource, where=f"{e.where}.resource")
+                    if e.method == "PUT" and e.resource.get("resourceType") != e.rtype:
+                        raise errors.invalid("The resource's type does not match request.url")
+                except errors.OperationOutcomeError as exc:
+                    raise _entry_error(exc, e) from None
+        self._plan_ids(entries)
+        for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
+            try:
+                await self._resolve_conditionals(e)
+            except errors.OperationOutcomeError as exc:
+                raise _entry_error(exc, e) from None
+        for e in entries:
+            if e.resource is not None:
+                try:
+                    await self._rewrite(e)
+                except errors.OperationOutcomeError as exc:
+                    raise _entry_error(exc, e) from None
+        await self.repo.reserve_rids(sum(1 for e in entries if e.method == "POST"))
+        for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
+            try:
+                await self._execute(e)
+            except errors.OperationOutcomeError as exc:
+                raise _entry_error(exc, e) from None
+        await self.repo.flush()
+        return [e.response or {} for e in entries]
+
+    def _plan_ids(self, entries: list[Entry]) -> None:
+        for e in entries:
+            if e.method == "POST":
+                e.assigned_id = new_id()
+            elif e.method in ("PUT", "PATCH") and e.rid:
+                if not ID_PATTERN.match(e.rid):
+                    raise _entry_error(errors.invalid(f"'{e.rid}' is not a valid id"), e)
+                e.assigned_id = e.rid
+            if e.full_url and e.assigned_id:
+                self.ref_map[e.full_url] = f"{e.rtype}/{e.assigned_id}"
+
+    async def _resolve_conditionals(self, e: Entry) -> None:
+        if e.method == "POST" and e.if_none_exist:
+            await interactions.lock_query(self.repo, e.rtype, e.if_none_exist)
+            await self.repo.flush()
+            matches = await interactions.find_ids(self.repo, e.rtype, e.if_none_exist)
+            if len(matches) > 1:
+                raise errors.precondition_failed(
+                    f"ifNoneExist matched {len(matches)} resources; expected at most one"
+                )
+            if matches:
+                e.assigned_id = matches[0]
+                e.existing = True
+                if e.full_url:
+                    self.ref_map[e.full_url] = f"{e.rtype}/{matches[0]}"
+        elif e.method in ("PUT", "DELETE") and e.rid is None and e.query:
+            await interactions.lock_query(self.repo, e.rtype, e.query)
+            matches = await interactions.find_ids(self.repo, e.rtype, e.query)
+            if len(matches) > 1:
+                raise errors.precondition_failed(
+                    f"The conditional {e.method} matched {len(matches)} resources"
+                )
+            if matches:
+                e.assigned_id = matches[0]
+            elif e.method == "PUT":
+                body_id = (e.resource or {}).get("id")
+                e.assigned_id = str(body_id) if body_id else new_id()
+            if e.full_url and e.assigned_id:
+                self.ref_map[e.full_url] = f"{e.rtype}/{e.assigned_id}"
+
+    async def _rewrite(self, e: Entry) -> None:
+        assert e.resource is not None
+        pending: list[tuple[dict[str, Any], str, str]] = []
+
+        def resolve(ref: str, location: str) -> str | None:
+            if ref.startswith("#"):
+                return None
+            mapped = self.ref_map.get(ref)
+            if mapped is not None:
+                return mapped
+            if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+                raise errors.invalid(
+                    f"Reference '{ref}' at {location} names no entry of this Bundle",
+                    [f"{e.where}.resource.{location.partition('.')[2]}"],
+                    detail="unresolved-reference",
+                )
+            return None
+
+        rewrite_references(e.resource, resolve)
+        from fhir_gateway.fhir.references import iter_references
+
+        for holder, location in iter_references(e.resource, e.resource["resourceType"]):
+            ref = holder["reference"]
+            if "?" in ref and not ref.startswith("#") and "/" not in ref.split("?")[0]:
+                pending.append((holder, location, ref))
+        for holder, location, ref in pending:
+            rtype, _, query = ref.partition("?")
+            matches = await interactions.find_ids(self.repo, rtype, query)
+            if len(matches) != 1:
+                raise errors.invalid(
+                    f"Conditional reference '{ref}' at {location} matched {len(matches)} "
+                    "resources; exactly one is required",
+                    [f"{e.where}.resource.{location.partition('.')[2]}"],
+                    status=412 if matches else 400,
+                    detail="conditional-reference",
+                )
+            holder["reference"] = f"{rtype}/{matches[0]}"
+
+    async def _execute(self, e: Entry) -> None:
+        repo = self.repo
+        if e.method == "DELETE":
+            if e.rid is None and not e.assigned_id:
+                e.response = _response(204, outcome=errors.information("No resource matched"))
+                return
+            rid = e.rid or e.assigned_id
+            assert rid is not None
+            out = await interactions.delete(repo, e.rtype, rid, if_match=e.if_match)
+            e.response = _response(204 if out.version else 204, out.version)
+        elif e.method == "POST":
+            assert e.resource is not None
+            if e.existing:
+                assert e.assigned_id is not None
+                v = await repo.read(e.rtype, e.assigned_id)
+                e.response = _response(200, v)
+                return
+            if e.resource.get("resourceType") != e.rtype:
+                raise errors.invalid("The resource's type does not match request.url")
+            v = await repo.create(e.resource, e.assigned_id)
+            e.response = _response(201, v)
+        elif e.method == "PUT":
+            assert e.resource is not None and e.assigned_id is not None
+            e.resource["id"] = e.assigned_id
+            out = await interactions.update(
+                repo, e.rtype, e.assigned_id, e.resource, if_match=e.if_match
+            )
+            e.response = _response(out.status, out.version)
+        elif e.method == "PATCH":
+            await repo.flush()
+            rid = e.rid
+            if rid is None:
+                raise errors.invalid("PATCH needs Type/id in request.url")
+            current = await repo.read(e.rtype, rid)
+            if e.if_match is not None and e.if_match != current.version:
+                raise errors.precondition_failed("ifMatch does not match the current version")
+            ops = _patch_ops(e.resource)
+            patched = interactions.apply_patch(current.resource(), ops)
+            out = await interactions.update(repo, e.rtype, rid, patched, method="PATCH")
+            e.response = _response(out.status, out.version)
+        else:
+            await repo.flush()
+            e.response = await self._get(e)
+
+    async def _get(self, e: Entry) -> dict[str, Any]:
+        if e.rid is not None:
+            parts = e.url.split("?")[0].strip("/").split("/")
+            if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
+                v = await self.repo.vread(e.rtype, e.rid, int(parts[3]))
+            else:
+                v = await self.repo.read(e.rtype, e.rid)
+            return _response(200, v, resource=True)
+        try:
+            from fhir_gateway.search.service import search_bundle
+        except ImportError:
+            raise errors.not_supported("Search is not available", status=501) from None
+        from urllib.parse import parse_qsl
+
+        found = await search_bundle(
+            self.repo.conn,
+            self.repo.tenant,
+            e.rtype,
+            parse_qsl(e.query, keep_blank_values=True),
+            base_url=self.base_url,
+            strict=False,
+        )
+        return {"resource": found, "response": {"status": "200 OK"}}
+
+
+def _patch_ops(resource: dict[str, Any] | None) -> Any:
+    """PATCH entries carry the JSON Patch as a Binary with base64 data, as FHIR prescribes."""
+    import base64
+
+    if resource is None or resource.get("resourceType") != "Binary" or "data" not in resource:
+        raise errors.invalid("A PATCH entry needs a Binary resource holding the JSON Patch")
+    try:
+        return orjson.loads(base64.b64decode(resource["data"]))
+    except (ValueError, orjson.JSONDecodeError):
+        raise errors.invalid("The PATCH Binary's data is not a base64 JSON Patch") from None
+
+
+def is_local_url(url: str, base_url: str) -> bool:
+    return parse_local(url, base_url) is not None or not urlsplit(url).scheme

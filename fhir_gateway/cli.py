@@ -1,0 +1,177 @@
+"""``fhir-gateway``: serve, migrate, load, and tenant administration.
+
+``serve`` owns the embedded PostgreSQL when no external database is configured: it starts the
+server before the app and stops it after, so every uvicorn worker shares one database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fhir_gateway.settings import Settings
+from fhir_gateway.store.embedded import EmbeddedPostgres
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(Path(settings.data_dir) / "postgres")
+    return embedded.start(), embedded
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fhir_gateway.bootstrap import load_demo, prepare
+
+    settings = _settings(args)
+    url, embedded = _database(settings)
+    try:
+        fresh = asyncio.run(prepare(settings, url))
+        if fresh:
+            print("API keys generated for this installation (shown once, stored hashed):")
+            for tenant, key in fresh.items():
+                print(f"  {tenant}: {key}")
+            sys.stdout.flush()
+        if args.demo:
+            n = asyncio.run(load_demo(url, settings.tenant_names(), settings.fhir_base_url()))
+            print(f"Demo cohort ready ({n} resources loaded now).")
+        os.environ["FHIR_GATEWAY_DATABASE_URL"] = url
+        os.environ["FHIR_GATEWAY_HOST"] = settings.host
+        os.environ["FHIR_GATEWAY_PORT"] = str(settings.port)
+        print(f"FHIR base: {settings.fhir_base_url()}", flush=True)
+        uvicorn.run(
+            "fhir_gateway.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from fhir_gateway.bootstrap import prepare
+
+    settings = _settings(args)
+    url, embedded = _database(settings)
+    try:
+        asyncio.run(prepare(settings, url))
+        print("Database schema is at head.")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from fhir_gateway.loader import load_paths
+
+    return asyncio.run(load_paths(args))
+
+
+def cmd_tenants(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from fhir_gateway.auth.api_keys import rotate_key
+    from fhir_gateway.store.urls import asyncpg_dsn
+
+    settings = _settings(args)
+    url, embedded = _database(settings)
+
+    async def run() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            if args.action == "list":
+                rows = await conn.fetch(
+                    "SELECT t.name, count(k.key_hash) FILTER (WHERE k.revoked_at IS NULL) AS keys"
+                    " FROM tenant t LEFT JOIN api_key k ON k.tenant = t.name GROUP BY t.name"
+                    " ORDER BY t.name"
+                )
+                for r in rows:
+                    print(f"{r['name']}\t{r['keys']} active key(s)")
+            else:
+                print(await rotate_key(conn, args.tenant))
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="Where the embedded PostgreSQL keeps its data",
+        )
+
+    serve = sub.add_parser("serve", help="Run the HTTP server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--workers", type=int, default=int(os.environ.get("FHIR_GATEWAY_WORKERS", "1"))
+    )
+    serve.add_argument("--demo", action="store_true", help="Load the demo cohort")
+    common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="Bring the database schema to head")
+    common(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    load = sub.add_parser("load", help="Load Bundles (.json[.gz]) and NDJSON (.ndjson[.gz])")
+    load.add_argument("paths", nargs="+", type=Path)
+    load.add_argument(
+        "--url", help="FHIR base of a running server; default: straight into the store"
+    )
+    load.add_argument("--api-key", default=os.environ.get("FHIR_GATEWAY_API_KEY"))
+    load.add_argument("--tenant", default="dkfz", help="Tenant when loading into the store")
+    common(load)
+    load.set_defaults(func=cmd_load)
+
+    tenants = sub.add_parser("tenants", help="List tenants or rotate a tenant's API key")
+    tenants.add_argument("action", choices=["list", "rotate-key"])
+    tenants.add_argument("tenant", nargs="?")
+    common(tenants)
+    tenants.set_defaults(func=cmd_tenants)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("FHIR_GATEWAY_LOG_LEVEL", "INFO"))
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

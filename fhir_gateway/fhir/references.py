@@ -1,0 +1,61 @@
+"""Reference handling that needs neither HTTP nor SQL: parsing and rewriting.
+
+A transaction may refer to its own entries by ``urn:uuid:`` fullUrls or by absolute URLs; the
+server assigns ids and rewrites every ``reference`` element, however deeply nested, before the
+resources are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_RELATIVE = re.compile(
+    r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$"
+)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@dataclass(frozen=True)
+class LocalRef:
+    type: str
+    id: str
+    version: str | None = None
+
+
+def parse_relative(value: str) -> LocalRef | None:
+    m = _RELATIVE.match(value)
+    if not m:
+        return None
+    return LocalRef(m.group(1), m.group(2), m.group(3))
+
+
+def parse_local(value: str, base_url: str) -> LocalRef | None:
+    """A reference to this server: relative, or absolute under ``base_url``."""
+    if value.startswith(base_url + "/"):
+        value = value[len(base_url) + 1 :]
+    return parse_relative(value)
+
+
+def iter_references(node: Any, path: str = "") -> Iterator[tuple[dict[str, Any], str]]:
+    """Yield (the dict holding a ``reference`` string, its FHIRPath-like location)."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str):
+            yield node, path
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                yield from iter_references(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from iter_references(item, f"{path}[{i}]")
+
+
+def rewrite_references(resource: dict[str, Any], resolve: Callable[[str, str], str | None]) -> None:
+    """Replace each reference for which ``resolve(reference, location)`` returns a new value."""
+    for holder, location in iter_references(resource, resource.get("resourceType", "")):
+        new = resolve(holder["reference"], location)
+        if new is not None:
+            holder["reference"] = new

@@ -1,0 +1,44 @@
+"""The one database handle of the process: a SQLAlchemy async engine over asyncpg.
+
+SQLAlchemy owns pooling and the small relational tables; the resource store's hot paths take
+the raw asyncpg connection behind a pooled connection so they can use COPY and prepared
+statements without an ORM in the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from fhir_gateway.store.urls import sqlalchemy_url
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+        )
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled raw asyncpg connection; callers open their own transactions on it."""
+        async with self.engine.connect() as sa_conn:
+            raw = await sa_conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            yield driver
+
+    def pool_in_use(self) -> int:
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        return int(checked_out()) if callable(checked_out) else 0
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,409 @@
+"""Versioned resource storage for one tenant on one connection.
+
+Every method is scoped to the tenant given at construction, so no caller can forget it. Writes
+never commit: the caller owns the transaction, which is what makes a transaction Bundle one
+database transaction. Creates are buffered and flushed with COPY, because one round trip per
+resource would cap ingest far below what PostgreSQL can take.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from fhir_gateway.fhir import errors
+from fhir_gateway.store.indexing import IndexBatch
+
+
+@dataclass(frozen=True)
+class Version:
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    deleted: bool
+    content: str | None
+    method: str = "PUT"
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    def resource(self) -> dict[str, Any]:
+        assert self.content is not None
+        loaded: dict[str, Any] = orjson.loads(self.content)
+        return loaded
+
+
+def format_instant(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def stamp(resource: dict[str, Any], rid: str, version: int, ts: datetime) -> dict[str, Any]:
+    """Set id and meta the server owns, keeping the client's key order and other meta fields."""
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = format_instant(ts)
+    if "id" in resource and "meta" in resource:
+        resource["id"] = rid
+        resource["meta"] = meta
+        return resource
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        out[key] = value
+        if key == "resourceType":
+            out["id"] = rid
+            out["meta"] = meta
+    out["id"] = rid
+    out["meta"] = meta
+    return out
+
+
+@dataclass
+class _PendingCreate:
+    rid: int
+    version: Version
+    resource: dict[str, Any]
+
+
+@dataclass
+class Repository:
+    conn: asyncpg.Connection
+    tenant: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _pending: list[_PendingCreate] = field(default_factory=list)
+    _rids: list[int] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ reads
+    async def current(self, rtype: str, rid: str) -> Version | None:
+        row = await self.conn.fetchrow(
+            "SELECT version, last_updated, deleted, content FROM resource"
+            " WHERE tenant = $1 AND type = $2 AND id = $3",
+            self.tenant,
+            rtype,
+            rid,
+        )
+        if row is None:
+            return None
+        return Version(
+            rtype, rid, row["version"], row["last_updated"], row["deleted"], row["content"]
+        )
+
+    async def read(self, rtype: str, rid: str) -> Version:
+        v = await self.current(rtype, rid)
+        if v is None:
+            raise errors.not_found(f"{rtype}/{rid} is not known")
+        if v.deleted:
+            raise errors.gone(f"{rtype}/{rid} was deleted (version {v.version})")
+        return v
+
+    async def vread(self, rtype: str, rid: str, version: int) -> Version:
+        row = await self.conn.fetchrow(
+            "SELECT last_updated, deleted, content, method FROM resource_history"
+            " WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4",
+            self.tenant,
+            rtype,
+            rid,
+            version,
+        )
+        if row is None:
+            if await self.current(rtype, rid) is None:
+                raise errors.not_found(f"{rtype}/{rid} is not known")
+            raise errors.not_found(f"{rtype}/{rid} has no version {version}")
+        v = Version(
+            rtype, rid, version, row["last_updated"], row["deleted"], row["content"], row["method"]
+        )
+        if v.deleted:
+            raise errors.gone(f"{rtype}/{rid} version {version} is a deletion")
+        return v
+
+    async def history(
+        self,
+        rtype: str | None = None,
+        rid: str | None = None,
+        *,
+        since: datetime | None = None,
+        at: datetime | None = None,
+        count: int = 50,
+        before: tuple[datetime, str, str, int] | None = None,
+    ) -> list[Version]:
+        """Versions newest first; ``before`` is the keyset of the last entry of the previous page."""
+        clauses = ["tenant = $1"]
+        args: list[Any] = [self.tenant]
+        if rtype is not None:
+            args.append(rtype)
+            clauses.append(f"type = ${len(args)}")
+        if rid is not None:
+            args.append(rid)
+            clauses.append(f"id = ${len(args)}")
+        if since is not None:
+            args.append(since)
+            clauses.append(f"last_updated >= ${len(args)}")
+        if at is not None:
+            args.append(at)
+            clauses.append(f"last_updated <= ${len(args)}")
+        if before is not None:
+            args.extend(before)
+            n = len(args)
+            clauses.append(
+                f"(last_updated, type, id, version) < (${n - 3}, ${n - 2}, ${n - 1}, ${n})"
+            )
+        args.append(count)
+        rows = await self.conn.fetch(
+            "SELECT type, id, version, last_updated, deleted, content, method"
+            " FROM resource_history WHERE "
+            + " AND ".join(clauses)
+            + f" ORDER BY last_updated DESC, type DESC, id DESC, version DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [
+            Version(
+                r["type"],
+                r["id"],
+                r["version"],
+                r["last_updated"],
+                r["deleted"],
+                r["content"],
+                r["method"],
+            )
+            for r in rows
+        ]
+
+    async def existing(self, refs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``refs`` name live resources of this tenant (one round trip)."""
+        if not refs:
+            return set()
+        rows = await self.conn.fetch(
+            "SELECT r.type, r.id FROM resource r"
+            " JOIN unnest($2::text[], $3::text[]) AS q(type, id) ON r.type = q.type AND r.id = q.id"
+            " WHERE r.tenant = $1 AND NOT r.deleted",
+            self.tenant,
+            [t for t, _ in refs],
+            [i for _, i in refs],
+        )
+        return {(r["type"], r["id"]) for r in rows}
+
+    # ----------------------------------------------------------------- writes
+    async def _next_rid(self) -> int:
+        if not self._rids:
+            need = max(64, len(self._pending) + 1)
+            rows = await self.conn.fetch(
+                "SELECT nextval('resource_rid_seq') AS rid FROM generate_series(1, $1)", need
+            )
+            self._rids = [r["rid"] for r in rows]
+        return self._rids.pop()
+
+    async def reserve_rids(self, n: int) -> None:
+        if n > len(self._rids):
+            rows = await self.conn.fetch(
+                "SELECT nextval('resource_rid_seq') AS rid FROM generate_series(1, $1)",
+                n - len(self._rids),
+            )
+            self._rids.extend(r["rid"] for r in rows)
+
+    async def create(self, resource: dict[str, Any], rid: str | None = None) -> Version:
+        """Buffer a new resource with a server-assigned id; written by ``flush``."""
+        rtype = resource["resourceType"]
+        new = rid or new_id()
+        stamped = stamp(resource, new, 1, self.now)
+        content = orjson.dumps(stamped).decode()
+        version = Version(rtype, new, 1, self.now, False, content, "POST")
+        self._pending.append(_PendingCreate(await self._next_rid(), version, stamped))
+        return version
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        index = IndexBatch()
+        for p in pending:
+            index.add(p.rid, self.tenant, p.version.type, p.resource)
+        await self.conn.copy_records_to_table(
+            "resource",
+            records=[
+                (
+                    self.tenant,
+                    p.version.type,
+                    p.version.id,
+                    p.rid,
+                    1,
+                    self.now,
+                    False,
+                    p.version.content,
+                )
+                for p in pending
+            ],
+            columns=(
+                "tenant",
+                "type",
+                "id",
+                "rid",
+                "version",
+                "last_updated",
+                "deleted",
+                "content",
+            ),
+        )
+        await self.conn.copy_records_to_table(
+            "resource_history",
+            records=[
+                (
+                    self.tenant,
+                    p.version.type,
+                    p.version.id,
+                    1,
+                    self.now,
+                    False,
+                    "POST",
+                    p.version.content,
+                )
+                for p in pending
+            ],
+            columns=(
+                "tenant",
+                "type",
+                "id",
+                "version",
+                "last_updated",
+                "deleted",
+                "method",
+                "content",
+            ),
+        )
+        await self._write_index(index)
+
+    async def _write_index(self, index: IndexBatch) -> None:
+        for attr, table, cols in IndexBatch.TABLES:
+            rows = getattr(index, attr)
+            if rows:
+                await self.conn.copy_records_to_table(table, records=rows, columns=cols)
+
+    async def _lock_current(self, rtype: str, rid: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(
+            "SELECT rid, version, deleted FROM resource"
+            " WHERE tenant = $1 AND type = $2 AND id = $3 FOR UPDATE",
+            self.tenant,
+            rtype,
+            rid,
+        )
+        return row
+
+    async def update(
+        self,
+        rtype: str,
+        rid: str,
+        resource: dict[str, Any],
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> tuple[Version, bool]:
+        """Write a new version (or create with the client's id); returns (version, created)."""
+        await self.flush()
+        # Serialise writers of the same id, including two creates-on-update racing.
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"{self.tenant}/{rtype}/{rid}",
+        )
+        row = await self._lock_current(rtype, rid)
+        if if_match is not None:
+            if row is None or row["deleted"]:
+                raise errors.precondition_failed(
+                    f"If-Match names version {if_match} but {rtype}/{rid} has no current version"
+                )
+            if row["version"] != if_match:
+                raise errors.precondition_failed(
+                    f"If-Match names version {if_match} but the current version is {row['version']}"
+                )
+        version_no = 1 if row is None else row["version"] + 1
+        stamped = stamp(resource, rid, version_no, self.now)
+        content = orjson.dumps(stamped).decode()
+        index = IndexBatch()
+        if row is None:
+            srid = await self._next_rid()
+            await self.conn.execute(
+                "INSERT INTO resource (tenant, type, id, rid, version, last_updated, deleted,"
+                " content) VALUES ($1, $2, $3, $4, 1, $5, false, $6)",
+                self.tenant,
+                rtype,
+                rid,
+                srid,
+                self.now,
+                content,
+            )
+        else:
+            srid = row["rid"]
+            await self.conn.execute(
+                "UPDATE resource SET version = $4, last_updated = $5, deleted = false,"
+                " content = $6 WHERE tenant = $1 AND type = $2 AND id = $3",
+                self.tenant,
+                rtype,
+                rid,
+                version_no,
+                self.now,
+                content,
+            )
+            await self._delete_index(srid)
+        await self.conn.execute(
+            "INSERT INTO resource_history (tenant, type, id, version, last_updated, deleted,"
+            " method, content) VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
+            self.tenant,
+            rtype,
+            rid,
+            version_no,
+            self.now,
+            method,
+            content,
+        )
+        index.add(srid, self.tenant, rtype, stamped)
+        await self._write_index(index)
+        created = row is None
+        return Version(rtype, rid, version_no, self.now, False, content, method), created
+
+    async def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> Version | None:
+        """Record a deletion version; None when there was nothing live to delete."""
+        await self.flush()
+        row = await self._lock_current(rtype, rid)
+        if if_match is not None and (row is None or row["version"] != if_match):
+            raise errors.precondition_failed(f"If-Match does not match {rtype}/{rid}")
+        if row is None or row["deleted"]:
+            return None
+        version_no = row["version"] + 1
+        await self.conn.execute(
+            "UPDATE resource SET version = $4, last_updated = $5, deleted = true, content = NULL"
+            " WHERE tenant = $1 AND type = $2 AND id = $3",
+            self.tenant,
+            rtype,
+            rid,
+            version_no,
+            self.now,
+        )
+        await self.conn.execute(
+            "INSERT INTO resource_history (tenant, type, id, version, last_updated, deleted,"
+            " method, content) VALUES ($1, $2, $3, $4, $5, true, 'DELETE', NULL)",
+            self.tenant,
+            rtype,
+            rid,
+            version_no,
+            self.now,
+        )
+        await self._delete_index(row["rid"])
+        return Version(rtype, rid, version_no, self.now, True, None, "DELETE")
+
+    async def _delete_index(self, srid: int) -> None:
+        for _attr, table, _cols in IndexBatch.TABLES:
+            await self.conn.execute(f"DELETE FROM {table} WHERE rid = $1", srid)
+
+
+def as_mapping(v: Version) -> Mapping[str, Any]:
+    return v.resource()
