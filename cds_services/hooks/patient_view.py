@@ -160,7 +160,7 @@ class PatientViewService:
         started = time.perf_counter()
         for index_encounter in [*candidates, None]:
             try:
-                prediction = self._predictor.predict(
+                prediction: Prediction = self._predictor.predict(
                     resources, patient_id=patient_id, encounter_id=index_encounter
                 )
             except InsufficientData:
