@@ -73,6 +73,9 @@ class CdsSettings(BaseSettings):
     cds_smart_app_url: str | None = None
     cds_model_card_url: str | None = None
     cds_fetch_timeout_seconds: float = 5.0
+    cds_fetch_deadline_seconds: float = Field(
+        default=10.0, description="Upper bound on all FHIR fetches of one hook call together."
+    )
     cds_fetch_max_pages: int = 20
     cds_jwks_cache_seconds: float = 300.0
     cds_jwt_leeway_seconds: int = 30

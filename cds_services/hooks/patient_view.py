@@ -7,6 +7,7 @@ one card. No inpatient stay means nothing to say: an empty card list.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -123,10 +124,21 @@ class PatientViewService:
         request = self.parse(body)
         patient_id = request.context.patientId
         fetcher = self._fetcher(request, client)
+        started = time.perf_counter()
         try:
-            record = await load_record(request, fetcher)
+            async with asyncio.timeout(self._settings.cds_fetch_deadline_seconds):
+                record = await load_record(request, fetcher)
         except RecordUnavailable as exc:
             raise precondition_failed(str(exc)) from exc
+        except TimeoutError as exc:
+            raise precondition_failed("the FHIR server did not answer in time") from exc
+        log.debug(
+            "hook %s: %d resources, fetched %s in %.1f ms",
+            request.hookInstance,
+            len(record.resources),
+            ",".join(record.fetched) or "nothing",
+            (time.perf_counter() - started) * 1000,
+        )
         patients = [r for r in record.resources if r.get("resourceType") == "Patient"]
         if patients and all(p.get("id") != patient_id for p in patients):
             raise bad_request("the Patient resource provided is not context.patientId")
@@ -141,6 +153,7 @@ class PatientViewService:
         )
         await self._remember(built, client, request, prediction)
         metrics.CARDS.labels(indicator=built.indicator).inc()
+        log.debug("hook %s: %s card", request.hookInstance, built.indicator)
         return {"cards": [built.card]}
 
     def _predict(

@@ -328,3 +328,47 @@ async def test_nothing_sensitive_is_logged(
     assert token not in text and token.split(".")[2] not in text
     assert "secret-access-token" not in text
     assert pid not in text
+
+
+async def test_paging_links_in_prefetch(cds: Any, ec_signer: Signer, patients: Any) -> None:
+    """A bounded search may carry `next` (its first page is the answer); an unbounded may not."""
+    resources, _ = patients[0]
+    prefetch = full_prefetch(resources)
+    more = [{"relation": "next", "url": "http://ehr.example.org/fhir/x?page=2"}]
+    prefetch["encounters"] = {**prefetch["encounters"], "link": more}
+    ok = await call(cds(), ec_signer, hook_request(patient_id(resources), prefetch))
+    assert ok.status_code == 200
+    prefetch["conditions"] = {"resourceType": "Bundle", "type": "searchset", "link": more}
+    gap = await call(cds(), ec_signer, hook_request(patient_id(resources), prefetch))
+    assert gap.status_code == 412
+    assert "conditions" in gap.json()["message"]
+
+
+async def test_predictions_are_reported_to_the_app(
+    jwks_dir: Any, predictor: Any, engine: Any, ec_signer: Signer, patients: Any
+) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from cds_services.router import build_router
+    from tests.cds.conftest import BASE, OWN_FHIR_BASE, make_settings
+
+    seen: list[tuple[Any, float]] = []
+    app = FastAPI()
+    app.include_router(
+        build_router(
+            make_settings(jwks_dir),
+            predictor,
+            engine,
+            own_fhir_base=OWN_FHIR_BASE,
+            on_prediction=lambda p, s: seen.append((p, s)),
+        )
+    )
+    resources, expected = patients[0]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        response = await call(
+            client, ec_signer, hook_request(patient_id(resources), full_prefetch(resources))
+        )
+    assert response.status_code == 200
+    assert len(seen) == 1
+    assert seen[0][0].probability == expected.probability and seen[0][1] > 0
