@@ -1,4 +1,4 @@
-"""Synthea patients (pipeline data, never used to judge the model) through features and Predictor."""
+"""Synthea patients (pipeline data, never for judging the model) through features and Predictor."""
 
 import gzip
 import json
