@@ -1,0 +1,5 @@
+"""``python -m risk_model``."""
+
+from risk_model.cli import main
+
+raise SystemExit(main())
