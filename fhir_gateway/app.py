@@ -18,6 +18,8 @@ from fhir_gateway.api import bundle, metadata, rest
 from fhir_gateway.api import errors as error_handlers
 from fhir_gateway.api.deps import check_format, get_principal
 from fhir_gateway.auth.api_keys import ApiKeyRegistry, parse_env_keys
+from fhir_gateway.observability import metrics
+from fhir_gateway.observability.logging import RequestContextMiddleware
 from fhir_gateway.settings import Settings
 from fhir_gateway.state import AppState
 from fhir_gateway.store.db import Database
@@ -48,6 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.connection() as conn:
             await state.api_keys.load_from_db(conn)
         state.predictor = _load_predictor(settings)
+        if state.predictor is not None:
+            metrics.set_model_info(state.predictor.version, state.predictor.sha256)
+        worker = None
+        if state.predictor is not None and settings.score_discharges:
+            from fhir_gateway.scoring.worker import ScoringWorker
+
+            worker = ScoringWorker(db, state.predictor)
+            worker.start()
+            state.extras["scoring_worker"] = worker
         for hook in state.extras.get("startup", []):
             await hook(state)
         try:
@@ -55,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for hook in reversed(state.extras.get("shutdown", [])):
                 await hook(state)
+            if worker is not None:
+                await worker.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -66,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = state
     error_handlers.install(app)
+    metrics.instrument(app)
+    app.add_middleware(RequestContextMiddleware)
 
     public = APIRouter(prefix="/fhir", dependencies=[Depends(check_format)])
     public.include_router(metadata.router)
@@ -97,14 +112,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", include_in_schema=False)
     async def ready() -> Response:
         reasons = []
+        db_up = True
         try:
             async with db.connection() as conn:
                 if not await at_head(conn):
                     reasons.append("database migrations are not at head")
         except Exception:  # any connection failure means not ready
             reasons.append("database unreachable")
+            db_up = False
         if state.predictor is None:
             reasons.append("model not loaded")
+        metrics.set_dependency_up("database", db_up)
+        metrics.set_dependency_up("model", state.predictor is not None)
+        metrics.set_db_pool_in_use(db.pool_in_use())
         if reasons:
             return JSONResponse({"status": "unavailable", "reasons": reasons}, 503)
         return JSONResponse({"status": "ready"})

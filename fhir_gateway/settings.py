@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         default="0.10,0.20", description="Probability cut-offs low|moderate and moderate|high."
     )
     log_level: str = "INFO"
+    score_discharges: bool = Field(
+        default=True, description="Score finished inpatient Encounters in the background."
+    )
 
     def base_url(self) -> str:
         if self.public_base_url:

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from fhir_gateway.fhir import errors
+from fhir_gateway.scoring.triggers import discharge_of
 from fhir_gateway.store.indexing import IndexBatch
 
 
@@ -282,6 +283,18 @@ class Repository:
             ),
         )
         await self._write_index(index)
+        await self._enqueue_discharges(p.resource for p in pending)
+
+    async def _enqueue_discharges(self, resources: Any) -> None:
+        """Queue finished inpatient stays for scoring, inside the writing transaction."""
+        rows = [d for d in (discharge_of(r) for r in resources) if d is not None]
+        if rows:
+            await self.conn.executemany(
+                "INSERT INTO scoring_queue (tenant, patient_id, encounter_id) VALUES ($1, $2, $3)"
+                " ON CONFLICT (tenant, encounter_id) DO UPDATE SET enqueued_at = now(),"
+                " patient_id = EXCLUDED.patient_id, attempts = 0",
+                [(self.tenant, pid, eid) for pid, eid in rows],
+            )
 
     async def _write_index(self, index: IndexBatch) -> None:
         for attr, table, cols in IndexBatch.TABLES:
@@ -367,6 +380,7 @@ class Repository:
         )
         index.add(srid, self.tenant, rtype, stamped)
         await self._write_index(index)
+        await self._enqueue_discharges([stamped])
         created = row is None
         return Version(rtype, rid, version_no, self.now, False, content, method), created
 

@@ -46,10 +46,16 @@ def patient_and_encounter(valid: bool = True) -> dict[str, Any]:
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": p, "resource": {"resourceType": "Patient", "name": [{"family": "Tx"}]},
-             "request": {"method": "POST", "url": "Patient"}},
-            {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": enc,
-             "request": {"method": "POST", "url": "Encounter"}},
+            {
+                "fullUrl": p,
+                "resource": {"resourceType": "Patient", "name": [{"family": "Tx"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": enc,
+                "request": {"method": "POST", "url": "Encounter"},
+            },
         ],
     }
 
@@ -69,7 +75,9 @@ def test_transaction_rewrites_references(app_client: httpx.Client) -> None:
     assert body["entry"][0]["response"]["etag"] == 'W/"1"'
 
 
-def test_failed_transaction_stores_nothing(app_client: httpx.Client, live_fhir_server: LiveServer) -> None:
+def test_failed_transaction_stores_nothing(
+    app_client: httpx.Client, live_fhir_server: LiveServer
+) -> None:
     before = counts(live_fhir_server.database_url)
     r = app_client.post("", json=patient_and_encounter(valid=False))
     assert r.status_code == 400, r.text
@@ -96,10 +104,12 @@ def test_failing_update_rolls_back_earlier_creates(
 ) -> None:
     pid = app_client.post("/Patient", json={"resourceType": "Patient"}).json()["id"]
     bundle = patient_and_encounter()
-    bundle["entry"].append({
-        "resource": {"resourceType": "Patient", "id": pid, "active": True},
-        "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"9"'},
-    })
+    bundle["entry"].append(
+        {
+            "resource": {"resourceType": "Patient", "id": pid, "active": True},
+            "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"9"'},
+        }
+    )
     before = counts(live_fhir_server.database_url)
     r = app_client.post("", json=bundle)
     assert r.status_code == 412
@@ -109,11 +119,14 @@ def test_failing_update_rolls_back_earlier_creates(
 def test_transaction_order_and_delete(app_client: httpx.Client) -> None:
     pid = app_client.post("/Patient", json={"resourceType": "Patient"}).json()["id"]
     bundle = {
-        "resourceType": "Bundle", "type": "transaction",
+        "resourceType": "Bundle",
+        "type": "transaction",
         "entry": [
             {"request": {"method": "GET", "url": f"Patient/{pid}"}},
-            {"resource": {"resourceType": "Patient", "id": pid, "active": False},
-             "request": {"method": "PUT", "url": f"Patient/{pid}"}},
+            {
+                "resource": {"resourceType": "Patient", "id": pid, "active": False},
+                "request": {"method": "PUT", "url": f"Patient/{pid}"},
+            },
         ],
     }
     r = app_client.post("", json=bundle)
@@ -122,20 +135,31 @@ def test_transaction_order_and_delete(app_client: httpx.Client) -> None:
     # GET runs after PUT whatever the entry order, and answers in entry order
     assert entries[0]["resource"]["meta"]["versionId"] == "2"
     assert entries[1]["response"]["status"] == "200 OK"
-    r = app_client.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"request": {"method": "DELETE", "url": f"Patient/{pid}"}}]})
+    r = app_client.post(
+        "",
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": f"Patient/{pid}"}}],
+        },
+    )
     assert r.status_code == 200
     assert app_client.get(f"/Patient/{pid}").status_code == 410
 
 
 def test_batch_entries_are_independent(app_client: httpx.Client) -> None:
     bundle = {
-        "resourceType": "Bundle", "type": "batch",
+        "resourceType": "Bundle",
+        "type": "batch",
         "entry": [
-            {"resource": {"resourceType": "Patient", "name": [{"family": "Ok"}]},
-             "request": {"method": "POST", "url": "Patient"}},
-            {"resource": {"resourceType": "Patient", "birthDate": "bad"},
-             "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": {"resourceType": "Patient", "name": [{"family": "Ok"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {"resourceType": "Patient", "birthDate": "bad"},
+                "request": {"method": "POST", "url": "Patient"},
+            },
             {"request": {"method": "GET", "url": f"Patient/{uuid.uuid4()}"}},
         ],
     }
@@ -145,18 +169,28 @@ def test_batch_entries_are_independent(app_client: httpx.Client) -> None:
     assert body["type"] == "batch-response"
     statuses = [e["response"]["status"] for e in body["entry"]]
     assert statuses[0] == "201 Created"
-    assert statuses[1] == "400" and body["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    assert (
+        statuses[1] == "400"
+        and body["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    )
     assert statuses[2] == "404"
     loc = body["entry"][0]["response"]["location"]
     assert app_client.get("/" + "/".join(loc.split("/")[:2])).status_code == 200
 
 
-@pytest.mark.parametrize("bad", [
-    {"resourceType": "Bundle"},
-    {"resourceType": "Bundle", "type": "collection"},
-    {"resourceType": "Patient"},
-    {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient"}}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"resourceType": "Bundle"},
+        {"resourceType": "Bundle", "type": "collection"},
+        {"resourceType": "Patient"},
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": {"resourceType": "Patient"}}],
+        },
+    ],
+)
 def test_malformed_bundles(app_client: httpx.Client, bad: dict[str, Any]) -> None:
     r = app_client.post("", json=bad)
     assert r.status_code == 400
@@ -166,11 +200,16 @@ def test_malformed_bundles(app_client: httpx.Client, bad: dict[str, Any]) -> Non
 @pytest.mark.shared_data
 def test_invalid_bundle_without_type_from_test_cases(app_client: httpx.Client) -> None:
     folder = shared_path("fhir-test-cases")
-    candidates = [p for p in folder.rglob("*.json") if "no-type" in p.name or "notype" in p.name.replace("-", "")]
+    candidates = [
+        p
+        for p in folder.rglob("*.json")
+        if "no-type" in p.name or "notype" in p.name.replace("-", "")
+    ]
     if not candidates:
         pytest.skip("no type-less Bundle among the test cases")
-    r = app_client.post("", content=candidates[0].read_bytes(),
-                        headers={"Content-Type": "application/fhir+json"})
+    r = app_client.post(
+        "", content=candidates[0].read_bytes(), headers={"Content-Type": "application/fhir+json"}
+    )
     assert r.status_code == 400
 
 
@@ -195,16 +234,28 @@ def test_all_synthea_bundles_round_trip(live_fhir_server: LiveServer) -> None:
     with live_fhir_server.client("embl") as client:
         for path in files:
             sent = json.loads(gzip.decompress(path.read_bytes()))
-            r = client.post("", content=gzip.decompress(path.read_bytes()),
-                            headers={"Content-Type": "application/fhir+json"})
+            r = client.post(
+                "",
+                content=gzip.decompress(path.read_bytes()),
+                headers={"Content-Type": "application/fhir+json"},
+            )
             assert r.status_code == 200, f"{path.name}: {r.text[:500]}"
             answer = r.json()["entry"]
             assert len(answer) == len(sent["entry"])
             # read every resource back (one batch of GETs per bundle) and compare with what was sent
-            gets = {"resourceType": "Bundle", "type": "batch", "entry": [
-                {"request": {"method": "GET",
-                             "url": "/".join(resp["response"]["location"].split("/")[:2])}}
-                for resp in answer]}
+            gets = {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "request": {
+                            "method": "GET",
+                            "url": "/".join(resp["response"]["location"].split("/")[:2]),
+                        }
+                    }
+                    for resp in answer
+                ],
+            }
             back = client.post("", json=gets).json()["entry"]
             for entry, got in zip(sent["entry"], back, strict=True):
                 resource = got["resource"]

@@ -29,8 +29,11 @@ def issue_codes(r: httpx.Response) -> list[str]:
 def test_create_assigns_id_and_meta_ignoring_client_values(app_client: httpx.Client) -> None:
     sent = new_patient()
     sent["id"] = "client-chosen"
-    sent["meta"] = {"versionId": "99", "lastUpdated": "1999-01-01T00:00:00Z", "tag": [
-        {"system": "urn:t", "code": "x"}]}
+    sent["meta"] = {
+        "versionId": "99",
+        "lastUpdated": "1999-01-01T00:00:00Z",
+        "tag": [{"system": "urn:t", "code": "x"}],
+    }
     r = app_client.post("/Patient", json=sent)
     assert r.status_code == 201
     body = r.json()
@@ -95,27 +98,33 @@ def test_delete_then_read_is_gone_and_history_keeps_it(app_client: httpx.Client)
 def test_prefer_return_variants(app_client: httpx.Client) -> None:
     r = app_client.post("/Patient", json=new_patient(), headers={"Prefer": "return=minimal"})
     assert r.status_code == 201 and r.content == b"" and "location" in r.headers
-    r = app_client.post("/Patient", json=new_patient(),
-                        headers={"Prefer": "return=OperationOutcome"})
+    r = app_client.post(
+        "/Patient", json=new_patient(), headers={"Prefer": "return=OperationOutcome"}
+    )
     assert r.status_code == 201 and r.json()["resourceType"] == "OperationOutcome"
 
 
 def test_json_patch(app_client: httpx.Client) -> None:
     pid = app_client.post("/Patient", json=new_patient()).json()["id"]
-    ops = [{"op": "replace", "path": "/gender", "value": "male"},
-           {"op": "add", "path": "/active", "value": True}]
-    r = app_client.patch(f"/Patient/{pid}", json=ops,
-                         headers={"Content-Type": "application/json-patch+json"})
+    ops = [
+        {"op": "replace", "path": "/gender", "value": "male"},
+        {"op": "add", "path": "/active", "value": True},
+    ]
+    r = app_client.patch(
+        f"/Patient/{pid}", json=ops, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["gender"] == "male" and r.json()["active"] is True
     assert r.headers["etag"] == 'W/"2"'
     bad = [{"op": "test", "path": "/gender", "value": "female"}]
-    r = app_client.patch(f"/Patient/{pid}", json=bad,
-                         headers={"Content-Type": "application/json-patch+json"})
+    r = app_client.patch(
+        f"/Patient/{pid}", json=bad, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert r.status_code == 412
     invalid = [{"op": "replace", "path": "/gender", "value": 12}]
-    r = app_client.patch(f"/Patient/{pid}", json=invalid,
-                         headers={"Content-Type": "application/json-patch+json"})
+    r = app_client.patch(
+        f"/Patient/{pid}", json=invalid, headers={"Content-Type": "application/json-patch+json"}
+    )
     assert r.status_code == 400
     assert app_client.get(f"/Patient/{pid}").json()["meta"]["versionId"] == "2"
 
@@ -164,8 +173,9 @@ def test_id_mismatch_and_unknown_id(app_client: httpx.Client) -> None:
 
 
 def test_xml_is_415(app_client: httpx.Client) -> None:
-    r = app_client.post("/Patient", content=b"<Patient/>",
-                        headers={"Content-Type": "application/fhir+xml"})
+    r = app_client.post(
+        "/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}
+    )
     assert r.status_code == 415
     assert app_client.get("/metadata", params={"_format": "xml"}).status_code == 415
     assert app_client.get("/metadata", params={"_format": "json"}).status_code == 200
@@ -179,14 +189,18 @@ def test_missing_or_wrong_key_is_401_with_challenge(live_fhir_server: LiveServer
         assert issue_codes(r) == ["login"]
         r = anon.get("/Patient/x", headers={"X-API-Key": "nope"})
         assert r.status_code == 401
-        r = anon.get("/Patient/x", headers={"Authorization": f"Bearer {live_fhir_server.keys['dkfz']}"})
+        r = anon.get(
+            "/Patient/x", headers={"Authorization": f"Bearer {live_fhir_server.keys['dkfz']}"}
+        )
         assert r.status_code == 404
         assert anon.get("/metadata").status_code == 200
     with httpx.Client(base_url=live_fhir_server.base_url) as anon:
         assert anon.get("/health").status_code == 200
 
 
-def test_other_tenant_sees_nothing(app_client: httpx.Client, other_tenant_client: httpx.Client) -> None:
+def test_other_tenant_sees_nothing(
+    app_client: httpx.Client, other_tenant_client: httpx.Client
+) -> None:
     created = app_client.post("/Patient", json=new_patient()).json()
     pid = created["id"]
     assert other_tenant_client.get(f"/Patient/{pid}").status_code == 404
@@ -200,8 +214,11 @@ def test_other_tenant_sees_nothing(app_client: httpx.Client, other_tenant_client
     other_tenant_client.delete(f"/Patient/{pid}")
     assert app_client.get(f"/Patient/{pid}").status_code == 200
     hist = other_tenant_client.get("/_history", params={"_count": "500"}).json()
-    assert all(e["resource"]["id"] != pid or e["resource"]["gender"] == "other"
-               for e in hist.get("entry", []) if "resource" in e)
+    assert all(
+        e["resource"]["id"] != pid or e["resource"]["gender"] == "other"
+        for e in hist.get("entry", [])
+        if "resource" in e
+    )
 
 
 def test_body_over_limit_is_413(postgres_url: str) -> None:

@@ -1,0 +1,128 @@
+"""HTTP search: type, system and Patient-compartment search, GET and form-encoded POST.
+
+``system_router`` is mounted before the CRUD routes so ``POST [type]/_search`` and ``GET [base]``
+are not taken for a create or read; ``router`` (``GET [type]`` and the compartment form) comes after
+them. The handlers only collect parameters and the ``Prefer`` header; the search service does the rest.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+
+from fhir_gateway.api.deps import DatabaseDep, PrincipalDep, SettingsDep
+from fhir_gateway.api.responses import fhir_json
+from fhir_gateway.fhir import errors
+from fhir_gateway.fhir.models import resource_types
+from fhir_gateway.search.service import search_bundle
+
+router = APIRouter()
+system_router = APIRouter()
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def prefers_strict(request: Request) -> bool:
+    """``Prefer: handling=strict`` (lenient is the default, as the spec allows)."""
+    for header in request.headers.getlist("prefer"):
+        for token in header.split(","):
+            key, _, value = token.strip().partition("=")
+            if key.strip().lower() == "handling" and value.strip().strip('"').lower() == "strict":
+                return True
+    return False
+
+
+def _check_type(resource_type: str) -> None:
+    if resource_type not in resource_types():
+        raise errors.not_found(f"Unknown resource type '{resource_type}'", "unknown-type")
+
+
+async def _form_params(request: Request) -> list[tuple[str, str]]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if body and ctype != FORM:
+        raise errors.unsupported_media(f"POST _search takes {FORM}, not '{ctype}'")
+    return parse_qsl(body.decode("utf-8"), keep_blank_values=True) if body else []
+
+
+async def _search(
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    compartment: tuple[str, str] | None = None,
+) -> Response:
+    async with db.connection() as conn:
+        bundle = await search_bundle(
+            conn,
+            principal.tenant,
+            resource_type,
+            params,
+            base_url=settings.fhir_base_url(),
+            strict=prefers_strict(request),
+            compartment=compartment,
+            default_count=settings.search_default_count,
+            max_count=settings.search_max_count,
+        )
+    return fhir_json(bundle)
+
+
+@system_router.get("/")
+async def search_system(
+    request: Request, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    params = list(request.query_params.multi_items())
+    return await _search(request, principal, db, settings, None, params)
+
+
+@system_router.post("/_search")
+async def search_system_post(
+    request: Request, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    params = list(request.query_params.multi_items()) + await _form_params(request)
+    return await _search(request, principal, db, settings, None, params)
+
+
+@system_router.post("/{resource_type}/_search")
+async def search_type_post(
+    resource_type: str,
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    _check_type(resource_type)
+    params = list(request.query_params.multi_items()) + await _form_params(request)
+    return await _search(request, principal, db, settings, resource_type, params)
+
+
+@router.get("/{resource_type}")
+async def search_type(
+    resource_type: str,
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    _check_type(resource_type)
+    params = list(request.query_params.multi_items())
+    return await _search(request, principal, db, settings, resource_type, params)
+
+
+@router.get("/Patient/{patient_id}/{resource_type}")
+async def search_compartment(
+    patient_id: str,
+    resource_type: str,
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    _check_type(resource_type)
+    params = list(request.query_params.multi_items())
+    return await _search(
+        request, principal, db, settings, resource_type, params, ("Patient", patient_id)
+    )
