@@ -1,9 +1,9 @@
 """Prefetch templates of the readmission-risk service and reading what the EHR sent for them.
 
 The templates ask for exactly what the model's features read (``risk_model.features``):
-the patient, recent encounters, conditions, active medications, procedures and the latest
-laboratory values. CDS Hooks 2.0 has no relative-date token, so "recent" is a bounded count of
-the newest encounters rather than a date window.
+the patient, recent encounters, conditions, active medications, procedures and recent
+laboratory values per lab concept. CDS Hooks 2.0 has no relative-date token, so "recent" is a
+bounded count of the newest resources rather than a date window.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from risk_model.features import FEATURE_OBSERVATION_CODES
+from terminology.api import lab_concepts
 
 ENCOUNTER_COUNT = 100
+OBSERVATION_COUNT = 20
 LOINC = "http://loinc.org"
-_OBSERVATION_NAMES = {"718-7": "hemoglobin", "2951-2": "sodium", "2947-0": "sodium-2947-0"}
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,22 @@ class Template:
 
 
 def _observation_templates() -> list[Template]:
-    templates = []
+    """One search per lab concept (all its LOINC codes), newest first, bounded.
+
+    The model reads the labs taken during the index stay, so a single newest value would miss
+    them whenever a later value exists; a short newest-first page keeps the stay in view.
+    """
+    concepts = lab_concepts()
+    groups: dict[str, list[str]] = {}
     for code in FEATURE_OBSERVATION_CODES:
-        name = _OBSERVATION_NAMES.get(code, f"observation-{code}")
+        name = concepts[code].concept if code in concepts else f"observation-{code}"
+        groups.setdefault(name, []).append(code)
+    templates = []
+    for name, codes in sorted(groups.items()):
+        any_code = ",".join(f"{LOINC}|{code}" for code in sorted(codes))
         query = (
-            f"Observation?patient={{{{context.patientId}}}}&code={LOINC}|{code}"
-            "&_sort=-date&_count=1"
+            f"Observation?patient={{{{context.patientId}}}}&code={any_code}"
+            f"&_sort=-date&_count={OBSERVATION_COUNT}"
         )
         templates.append(Template(name, query, paged=False))
     return templates

@@ -86,8 +86,10 @@ def full_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:
         if kind == "MedicationRequest":
             found = [r for r in found if r.get("status") == "active"]
         if kind == "Observation":
-            code = template.query.split("|", 1)[1].split("&", 1)[0]
-            found = sorted((r for r in found if code in _codes(r)), key=_when, reverse=True)[:1]
+            wanted = {
+                c.split("|")[1] for c in template.query.split("code=")[1].split("&")[0].split(",")
+            }
+            found = sorted((r for r in found if wanted & _codes(r)), key=_when, reverse=True)[:20]
         if kind == "Encounter":
             found = sorted(found, key=_when, reverse=True)[:100]
         out[template.key] = _searchset(found) if found else None
