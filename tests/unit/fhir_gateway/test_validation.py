@@ -361,7 +361,7 @@ ORACLE_MORE_LENIENT: list[tuple[str, Any, str]] = [
     (
         "null in a primitive array without extension",
         lambda p: p["name"][0].__setitem__("given", ["Peter", None]),
-        "Patient.name[0].given",
+        "Patient.name[0].given[1]",
     ),
 ]
 
