@@ -140,7 +140,7 @@ def compile_detailed(plan: TypePlan) -> DetailedCheck:
                 continue
             kind, target = element
             is_string = kind == kinds.STRING and type(value) is str
-            if is_string and 0 < len(value) <= MAX_STRING_LENGTH:
+            if is_string and 0 < len(value) <= MAX_STRING_LENGTH and value.isprintable():
                 continue
             _element(kind, target, value, (path, key), out)
         for name, ext_name in plan.required:

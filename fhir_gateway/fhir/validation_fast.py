@@ -65,6 +65,8 @@ def compile_fast(plan: TypePlan) -> FastCheck:
             if kind == 0:
                 if type(value) is not str or not value or len(value) > max_length:
                     return False
+                if not value.isprintable() and target(value) is not None:
+                    return False
             elif kind == 1:
                 if (type(value) is not str or value not in target.known) and not target.accepts(
                     value

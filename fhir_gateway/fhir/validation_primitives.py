@@ -17,6 +17,7 @@ from typing import Any
 PrimitiveCheck = Callable[[Any], str | None]
 
 # R4 datatypes page, "Regex" column; anchored by fullmatch below.
+_STRING_CHARS = re.compile(r"[ \r\n\t\S]+")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
 _URI = re.compile(r"\S+")
@@ -52,6 +53,8 @@ def _string(v: Any) -> str | None:
         return "empty string is not a value"
     if len(v) > MAX_STRING_LENGTH:
         return "string longer than 1,048,576 characters"
+    if not v.isprintable() and _STRING_CHARS.fullmatch(v) is None:
+        return "whitespace other than space, tab, CR and LF"
     return None
 
 
