@@ -173,6 +173,12 @@ MUTATIONS: list[tuple[str, Any, str, str]] = [
     ),
     ("bad id", lambda p: p.__setitem__("id", "bad id!"), "Patient.id", "value"),
     (
+        "string of form feeds",
+        lambda p: p["name"][0].__setitem__("family", "\x0c\x0c"),
+        "Patient.name[0].family",
+        "value",
+    ),
+    (
         "bad instant",
         lambda p: p["meta"].__setitem__("lastUpdated", "2024-01-02"),
         "Patient.meta.lastUpdated",
@@ -384,3 +390,76 @@ def test_resource_without_resource_type_is_accepted_only_by_the_models() -> None
     del patient["resourceType"]
     assert model_class("Patient").model_validate(patient) is not None
     assert validate_resource(patient, "Patient")[0].code == "required"
+
+
+def ext_value(key: str, value: Any) -> dict[str, Any]:
+    patient = copy.deepcopy(PATIENT)
+    patient["extension"] = [{"url": "http://example.org/x", key: value}]
+    return patient
+
+
+# Cases where the models are stricter than R4; the validator follows R4 (ADR 0002).
+ORACLE_STRICTER: list[tuple[str, dict[str, Any]]] = [
+    (
+        "uuid that is not version 4",
+        ext_value("valueUuid", "urn:uuid:c757873d-ec9a-1326-a141-556f43239520"),
+    ),
+]
+
+# Cases where the two read a value differently; the validator follows R4 (ADR 0002).
+ORACLE_DIFFERENT: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "uuid without its urn:uuid: prefix",
+        ext_value("valueUuid", "c757873d-ec9a-4326-a141-556f43239520"),
+        "Patient.extension[0].valueUuid",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "resource", [c[1] for c in ORACLE_STRICTER], ids=[c[0] for c in ORACLE_STRICTER]
+)
+def test_documented_cases_where_the_models_are_stricter(resource: dict[str, Any]) -> None:
+    assert not oracle_accepts(resource), "the models became lenient: update ADR 0002"
+    assert validate_resource(resource) == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "expression"),
+    [c[1:] for c in ORACLE_DIFFERENT],
+    ids=[c[0] for c in ORACLE_DIFFERENT],
+)
+def test_documented_cases_where_only_r4_rejects(resource: dict[str, Any], expression: str) -> None:
+    assert oracle_accepts(resource), "the models changed: update ADR 0002"
+    assert expression in issues_at(resource)
+
+
+def test_every_issue_is_reported_not_only_the_first() -> None:
+    patient = copy.deepcopy(PATIENT)
+    patient["gender"] = 1
+    patient["birthDate"] = "1974-13-01"
+    patient["name"][0]["given"][1] = ""
+    patient["colour"] = "green"
+    assert set(issues_at(patient)) == {
+        "Patient.gender",
+        "Patient.birthDate",
+        "Patient.name[0].given[1]",
+        "Patient.colour",
+    }
+
+
+def test_a_mapping_that_is_not_a_dict_is_accepted() -> None:
+    from types import MappingProxyType
+
+    assert validate_resource(MappingProxyType(OBSERVATION)) == []
+
+
+def test_remembered_values_stay_bounded_and_never_admit_bad_ones() -> None:
+    from fhir_gateway.fhir.validation_primitives import memoized
+
+    memo = memoized("code")
+    for i in range(memo.LIMIT + 10):
+        assert memo.accepts(f"code-{i}")
+    assert 0 < len(memo.known) <= memo.LIMIT
+    assert not memo.accepts("two  spaces")
+    assert "two  spaces" not in memo.known
