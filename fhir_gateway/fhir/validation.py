@@ -67,10 +67,14 @@ def validate_resource(
         return [ValidationIssue(f"{resource_type}.resourceType", message, "invalid")]
     body = data if type(data) is dict else dict(data)
     validator = registry.resource(declared)
-    if validator.ok(body):
-        return []
     out: Issues = []
-    validator.check(body, declared, out)
+    try:
+        if validator.ok(body):
+            return []
+        validator.check(body, declared, out)
+    except RecursionError:
+        # One Python frame per nesting level: absurdly deep JSON is refused, not a server error.
+        return [ValidationIssue(declared, "elements are nested too deeply", "structure")]
     return [ValidationIssue(render_path(path), message, code) for path, message, code in out]
 
 

@@ -323,6 +323,18 @@ def test_known_resource_types_are_the_served_types() -> None:
 # Cases where R4 (4.0.1) and the fhir.resources R4B models disagree; ADR 0002 lists each.
 # The models are lenient here; the validator follows R4.
 ORACLE_MORE_LENIENT: list[tuple[str, Any, str]] = [
+    (
+        "primitive array and its extensions of unequal length",
+        lambda p: p["name"][0].__setitem__(
+            "_given", [{"extension": [{"url": "http://example.org/x", "valueString": "y"}]}]
+        ),
+        "Patient.name[0]._given",
+    ),
+    (
+        "string over 1 MB",
+        lambda p: p["name"][0].__setitem__("family", "x" * (1024 * 1024 + 1)),
+        "Patient.name[0].family",
+    ),
     ("boolean given as a string", lambda p: p.__setitem__("active", "true"), "Patient.active"),
     (
         "integer given as a string",
@@ -463,3 +475,13 @@ def test_remembered_values_stay_bounded_and_never_admit_bad_ones() -> None:
     assert 0 < len(memo.known) <= memo.LIMIT
     assert not memo.accepts("two  spaces")
     assert "two  spaces" not in memo.known
+
+
+def test_absurdly_deep_nesting_is_an_issue_not_a_crash() -> None:
+    patient = copy.deepcopy(PATIENT)
+    extension: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "x"}
+    for _ in range(5000):
+        extension = {"url": "http://example.org/nest", "extension": [extension]}
+    patient["extension"] = [extension]
+    issues = validate_resource(patient)
+    assert [(i.expression, i.code) for i in issues] == [("Patient", "structure")]
