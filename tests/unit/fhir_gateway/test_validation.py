@@ -485,3 +485,30 @@ def test_absurdly_deep_nesting_is_an_issue_not_a_crash() -> None:
     patient["extension"] = [extension]
     issues = validate_resource(patient)
     assert [(i.expression, i.code) for i in issues] == [("Patient", "structure")]
+
+
+def test_minimal_resource_of_every_type_agrees_with_the_models() -> None:
+    """Compiles every served type and checks its required elements against the models."""
+    rejected = 0
+    for name in sorted(known_resource_types()):
+        minimal = {"resourceType": name, "id": "x"}
+        issues = validate_resource(minimal)
+        assert (issues == []) == oracle_accepts(minimal), (name, issues)
+        assert all(issue.code == "required" for issue in issues), (name, issues)
+        rejected += bool(issues)
+    assert rejected > 50  # most types have required elements
+
+
+def test_required_choice_element() -> None:
+    request: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/example-1"},
+        "medicationCodeableConcept": {"text": "aspirin"},
+    }
+    assert validate_resource(request) == []
+    del request["medicationCodeableConcept"]
+    found = issues_at(request)
+    assert found["MedicationRequest.medication[x]"].code == "required"
+    assert not oracle_accepts(request)
