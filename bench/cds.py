@@ -29,13 +29,13 @@ import jwt
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
-from risk_model.cohort import demo_bundles
-from risk_model.predictor import Predictor
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from cds_services.config import CdsClient, CdsSettings
 from cds_services.prefetch import TEMPLATES
 from cds_services.router import build_router
+from risk_model.cohort import demo_bundles
+from risk_model.predictor import Predictor
 
 ISS = "https://bench-ehr.example.org"
 TENANT = "dkfz"

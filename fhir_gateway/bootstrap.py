@@ -40,10 +40,9 @@ def _stable_patient_id(bundle: dict[str, Any], pid: str) -> None:
 
 async def load_demo(url: str, tenants: list[str], base_url: str) -> int:
     """Load the demo cohort into each tenant once; returns resources loaded now."""
-    from risk_model.cohort import demo_bundles
-
     from fhir_gateway.bundles import TransactionProcessor, parse_entries
     from fhir_gateway.fhir.parsing import check_resource
+    from risk_model.cohort import demo_bundles
 
     conn = await asyncpg.connect(asyncpg_dsn(url))
     loaded = 0

@@ -37,15 +37,25 @@ def test_readme_has_exactly_the_two_commands() -> None:
 @pytest.fixture(scope="module")
 def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     serve_line = block("serve-command").strip()
-    serve_cmd = serve_line.split("&&")[-1].strip()  # the install steps ran when this suite was set up
+    # the install steps already ran when this suite was set up
+    serve_cmd = serve_line.split("&&")[-1].strip()
     port = free_port()
     data_dir = tmp_path_factory.mktemp("readme-data")
     cmd = serve_cmd.replace(".venv/bin/fhir-gateway", f"{sys.executable} -m fhir_gateway")
-    cmd = cmd.replace("--port 8080", f"--port {port}").replace("--data-dir .data", f"--data-dir {data_dir}")
+    cmd = cmd.replace("--port 8080", f"--port {port}")
+    cmd = cmd.replace("--data-dir .data", f"--data-dir {data_dir}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_GATEWAY_")}
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen(cmd, shell=True, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        shell=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     key = None
     lines: list[str] = []
     deadline = time.time() + 180
@@ -79,8 +89,7 @@ def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[in
 def curl_commands() -> list[str]:
     text = block("examples")
     joined = re.sub(r"\\\n\s*", " ", text)
-    return [line.strip() for line in joined.splitlines()
-            if line.strip().startswith("curl ")]
+    return [line.strip() for line in joined.splitlines() if line.strip().startswith("curl ")]
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -99,8 +108,11 @@ def test_every_curl_example_answers(readme_server: tuple[int, str]) -> None:
 
 def test_demo_patients_are_there(readme_server: tuple[int, str]) -> None:
     port, key = readme_server
-    r = httpx.get(f"http://127.0.0.1:{port}/fhir/Patient",
-                  params={"identifier": "urn:fhir-gateway:demo|"}, headers={"X-API-Key": key})
+    r = httpx.get(
+        f"http://127.0.0.1:{port}/fhir/Patient",
+        params={"identifier": "urn:fhir-gateway:demo|"},
+        headers={"X-API-Key": key},
+    )
     assert r.status_code == 200
     assert r.json().get("entry"), "the demo cohort is not loaded"
 
@@ -112,8 +124,21 @@ def test_serve_stops_cleanly(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(REPO)
     env["FHIR_GATEWAY_API_KEYS"] = "dkfz:k1"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fhir_gateway", "serve", "--port", str(port), "--data-dir",
-         str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "fhir_gateway",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         try:

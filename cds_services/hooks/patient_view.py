@@ -16,8 +16,6 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from risk_model.errors import InsufficientData, RiskModelError
-from risk_model.predictor import Prediction, Predictor
 
 from cds_services import metrics
 from cds_services.cards import BuiltCard, CardLinks, build_card
@@ -33,6 +31,8 @@ from cds_services.record_source import (
 from cds_services.requests import HookRequest, describe
 from cds_services.security import VerifiedClient
 from cds_services.store import CdsStore, IssuedCard
+from risk_model.errors import InsufficientData, RiskModelError
+from risk_model.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 

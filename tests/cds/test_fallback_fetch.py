@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from risk_model.cohort import demo_bundles
 
 from cds_services.record_source import (
     FhirFetcher,
@@ -19,6 +18,7 @@ from cds_services.record_source import (
     check_server,
     normalize_base,
 )
+from risk_model.cohort import demo_bundles
 from tests.cds.conftest import Signer
 from tests.cds.helpers import SERVICE, headers, hook_request
 from tests.cds.records import full_prefetch

@@ -12,8 +12,11 @@ from tests.conftest import LiveServer
 
 
 def patient(value: str) -> dict[str, Any]:
-    return {"resourceType": "Patient",
-            "identifier": [{"system": "urn:race", "value": value}], "gender": "male"}
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:race", "value": value}],
+        "gender": "male",
+    }
 
 
 def test_if_none_exist_semantics(app_client: httpx.Client) -> None:
@@ -33,8 +36,11 @@ def test_twenty_concurrent_conditional_creates_make_one(live_fhir_server: LiveSe
 
     def send(_: int) -> int:
         with live_fhir_server.client("dkfz") as c:
-            r = c.post("/Patient", json=patient(value),
-                       headers={"If-None-Exist": f"identifier=urn:race|{value}"})
+            r = c.post(
+                "/Patient",
+                json=patient(value),
+                headers={"If-None-Exist": f"identifier=urn:race|{value}"},
+            )
             return r.status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -47,10 +53,21 @@ def test_twenty_concurrent_conditional_creates_make_one(live_fhir_server: LiveSe
 
 def test_concurrent_transactions_with_same_if_none_exist(live_fhir_server: LiveServer) -> None:
     value = str(uuid.uuid4())
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": patient(value),
-         "request": {"method": "POST", "url": "Patient",
-                     "ifNoneExist": f"identifier=urn:race|{value}"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": patient(value),
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier=urn:race|{value}",
+                },
+            }
+        ],
+    }
 
     def send(_: int) -> int:
         with live_fhir_server.client("dkfz") as c:
@@ -80,11 +97,21 @@ def test_conditional_update_and_delete(app_client: httpx.Client) -> None:
 def test_conditional_reference_in_transaction(app_client: httpx.Client) -> None:
     value = str(uuid.uuid4())
     pid = app_client.post("/Patient", json=patient(value)).json()["id"]
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Observation", "status": "final",
-                      "code": {"text": "x"},
-                      "subject": {"reference": f"Patient?identifier=urn:race|{value}"}},
-         "request": {"method": "POST", "url": "Observation"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": f"Patient?identifier=urn:race|{value}"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        ],
+    }
     r = app_client.post("", json=bundle)
     assert r.status_code == 200, r.text
     loc = r.json()["entry"][0]["response"]["location"]
