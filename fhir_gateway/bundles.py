@@ -148,9 +148,19 @@ def _response(
 
 
 class TransactionProcessor:
-    def __init__(self, conn: asyncpg.Connection, tenant: str, base_url: str) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        base_url: str,
+        *,
+        strict_references: bool = True,
+    ) -> None:
         self.repo = Repository(conn, tenant)
         self.base_url = base_url
+        # Bulk imports keep conditional references to resources they do not carry (e.g.
+        # practitioners held elsewhere) as written instead of failing the whole file.
+        self.strict_references = strict_references
         self.ref_map: dict[str, str] = {}
 
     async def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
@@ -251,6 +261,8 @@ class TransactionProcessor:
         for holder, location, ref in pending:
             rtype, _, query = ref.partition("?")
             matches = await interactions.find_ids(self.repo, rtype, query)
+            if not matches and not self.strict_references:
+                continue
             if len(matches) != 1:
                 raise errors.invalid(
                     f"Conditional reference '{ref}' at {location} matched {len(matches)} "
