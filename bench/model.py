@@ -83,7 +83,7 @@ def main() -> None:
     y = (rng.random(5000) < 0.12).astype(np.int64)
     row = extract(biggest).as_list()
     row_2d = np.asarray([row])
-    model: LinearModel = predictor._model  # the packaged model's own scorer
+    model: LinearModel = predictor.model
     sk_lr = LogisticRegression(max_iter=1000).fit(x, y)
     sk_gbm = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(x, y)
     ours = _per_call_us(lambda: model.predict_one(row), number=5000)

@@ -89,6 +89,7 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
     predictor = Predictor.load(artifact)
     assert predictor.version == "0.0.1-test"
     text = card.read_text()
+    assert artifact.with_suffix(".md").read_text() == text
     assert "| model |" in text and "| LACE |" in text and "| HOSPITAL |" in text
     for png in ("roc.png", "calibration.png", "importance.png"):
         assert (card.parent / "model-card" / png).stat().st_size > 1000
