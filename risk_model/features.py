@@ -311,10 +311,9 @@ def extract(
         is_ed = key in _EMERGENCY
         if not (is_ed or key in _INPATIENT or key in _AMBULATORY):
             continue
-        if not _subject_is(enc, pid):
-            continue
-        start, _ = _period(enc)
-        if start is None or start > admitted or start < year_ago:
+        period = enc.get("period")
+        start = parse_datetime(period.get("start")) if type(period) is dict else None
+        if start is None or start > admitted or start < year_ago or not _subject_is(enc, pid):
             continue
         if is_ed:
             if start >= admitted - _DOOR:
