@@ -70,7 +70,7 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
     csv_path = shared_data / "diabetes130" / "diabetic_data_dev.csv.gz"
     card = tmp_path / "docs" / "model-card.md"
     code = main(
-        ["train", "--diabetes130", str(csv_path), "--limit", "3000", "--bootstrap", "30",
+        ["train", "--diabetes130", str(csv_path), "--limit", "2000", "--bootstrap", "30",
          "--out", str(tmp_path / "artifacts"), "--card", str(card), "--version", "0.0.1-test",
          "--install", "--quiet"]
     )  # fmt: skip
@@ -98,9 +98,9 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
 @pytest.mark.shared_data
 def test_training_is_reproducible(shared_data: Path) -> None:
     csv_path = shared_data / "diabetes130" / "diabetic_data_dev.csv.gz"
-    table = dataset.from_diabetes130(csv_path, limit=1000)
+    table = dataset.from_diabetes130(csv_path, limit=600)
     first = train(table, n_boot=10)
-    second = train(dataset.from_diabetes130(csv_path, limit=1000), n_boot=10)
+    second = train(dataset.from_diabetes130(csv_path, limit=600), n_boot=10)
     assert first.fingerprint == second.fingerprint
     assert first.model == second.model
     assert first.test["model"] == second.test["model"]
