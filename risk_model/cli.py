@@ -37,8 +37,10 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=command, install=args.install,
     )  # fmt: skip
     if args.card:
-        model_card.write(result, args.card, name=args.name, version=args.version,
-                         source=source, command=command)  # fmt: skip
+        card = model_card.write(result, args.card, name=args.name, version=args.version,
+                                source=source, command=command)  # fmt: skip
+        # a copy beside the artifact, so the package can serve the card of the model it runs
+        path.with_suffix(".md").write_text(card.read_text(encoding="utf-8"), encoding="utf-8")
     for key, m in result.test.items():
         print(
             f"{key:9s} AUROC {m.auroc:.3f} [{m.auroc_ci_low:.3f}, {m.auroc_ci_high:.3f}] "
@@ -55,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train, evaluate and write an artifact + model card")
     t.add_argument("--diabetes130", type=Path, help="Diabetes-130 CSV[.gz], converted to FHIR")
-    t.add_argument("--bundles", type=Path, help="directory of Bundle JSON files or NDJSON file")
+    t.add_argument(
+        "--bundles",
+        type=Path,
+        help="Bundles (JSON files or NDJSON) or Bulk Data NDJSON resources ($export output)",
+    )
     t.add_argument("--labels", type=Path, help="labels.csv beside the bundles (else derived)")
     t.add_argument("--out", type=Path, default=Path("risk_model/artifacts"))
     t.add_argument("--card", type=Path, help="write the model card Markdown here (PNGs beside)")
