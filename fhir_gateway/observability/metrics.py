@@ -36,6 +36,17 @@ EXCLUDED_HANDLERS = ("^/metrics$", "^/health$", "^/ready$")
 # instrumentator's default (0.1, 0.5, 1) cannot tell 10 ms from 90 ms.
 HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+
+def _ensure_multiprocess_dir() -> None:
+    # Unlabelled metrics open their sample file as soon as they are defined below, so a missing
+    # directory would break the first import (e.g. `fhir-gateway migrate` in a fresh container).
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+
+
+_ensure_multiprocess_dir()
+
 PREDICTIONS = Counter(
     "fhir_gateway_predictions",
     "Readmission-risk predictions made, by risk band and model version.",
