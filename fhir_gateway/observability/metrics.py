@@ -79,7 +79,7 @@ MODEL_INFO = Gauge(
 )
 DEPENDENCY_UP = Gauge(
     "fhir_gateway_dependency_up",
-    "Last readiness result per dependency (database, migrations, model): 1 ready, 0 not.",
+    "Last readiness result per dependency (e.g. database, model): 1 ready, 0 not.",
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
