@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fhir_gateway.observability import metrics
 
 from .demo_app import create_app
+from .prometheus_check import check_prometheus_scrapes, prometheus_binary
 from .promql import metric_names
 from .support import MONITORING_DIR, demo_server_command, free_port, running
 
@@ -130,78 +129,23 @@ def test_alerts_fire_as_the_rule_unit_tests_expect() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def query(prometheus: str, expression: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expression}, timeout=5)
-    response.raise_for_status()
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.25)
-
-
 @pytest.mark.slow
-def test_prometheus_scrapes_the_server_and_loads_the_rules(tmp_path: Path) -> None:
-    binary = shutil.which("prometheus")
+def test_prometheus_scrapes_a_running_app_and_loads_the_rules(tmp_path: Path) -> None:
+    """Against the small app built from our instrumentation; the image's own server is scraped by
+    ``test_ops_docker.test_image_entry_command_serves_and_is_scraped_outside_a_container``."""
+    binary = prometheus_binary()
     if binary is None:
         pytest.skip("prometheus is not installed (Debian package `prometheus`, see .ci/ops-setup)")
-    app_port, prom_port = free_port(), free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [
-            {
-                "job_name": "fhir-gateway",
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}],
-            }
-        ],
-    }
-    config_path = tmp_path / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    prometheus = f"http://127.0.0.1:{prom_port}"
-    prometheus_command = [
-        binary,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-    ]
-    app = f"http://127.0.0.1:{app_port}"
-    with (
-        running(demo_server_command(app_port), f"{app}/health"),
-        running(prometheus_command, f"{prometheus}/-/ready", log=tmp_path / "prometheus.log"),
-    ):
+    port = free_port()
+    app = f"http://127.0.0.1:{port}"
+    with running(demo_server_command(port), f"{app}/health"):
         for patient in ("1", "2", "3"):
             httpx.get(f"{app}/fhir/Patient/{patient}").raise_for_status()
         httpx.get(f"{app}/fhir/Patient/9/$readmission-risk").raise_for_status()
-
-        (up,) = eventually(lambda: query(prometheus, 'up{job="fhir-gateway"} == 1'))
-        assert up["metric"]["instance"] == f"127.0.0.1:{app_port}"
-        requests = eventually(
-            lambda: query(
-                prometheus, 'http_requests_total{handler="/fhir/Patient/{patient_id}"} >= 3'
-            )
+        check_prometheus_scrapes(
+            binary,
+            app,
+            "/fhir/Patient/{patient_id}",
+            tmp_path,
+            extra_series=('fhir_gateway_predictions_total{band="high"} == 1',),
         )
-        assert requests[0]["metric"]["status"] == "200"
-        assert eventually(lambda: query(prometheus, 'fhir_gateway_predictions_total{band="high"}'))
-        assert eventually(lambda: query(prometheus, "fhir_gateway_model_info == 1"))
-
-        def rules() -> dict[str, dict[str, Any]]:
-            groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
-            return {r["name"]: r for g in groups for r in g["rules"]}
-
-        loaded = eventually(
-            lambda: all(r.get("health") == "ok" for r in rules().values()) and rules()
-        )
-        assert set(loaded) == set(rule_expressions())
-        # A healthy server with a model fires nothing (FhirGatewayAbsent may be pending until the
-        # first scrape lands, then clears).
-        assert eventually(lambda: all(r["state"] == "inactive" for r in rules().values()))
