@@ -127,10 +127,21 @@ def set_db_pool_in_use(connections: int) -> None:
     DB_POOL_IN_USE.set(connections)
 
 
+_loaded_model: tuple[str, str] | None = None
+
+
 def set_model_info(version: str, sha256: str) -> None:
-    """Mark the loaded artifact; a reload replaces the previous labels instead of adding to them."""
-    MODEL_INFO.clear()
+    """Mark the loaded artifact; a reload retires the previous labels instead of adding to them.
+
+    The previous series is set to 0 before it is removed: in multiprocess mode its last value
+    stays in this worker's sample file, and 0 (not 1) is what must remain there.
+    """
+    global _loaded_model
+    if _loaded_model is not None and _loaded_model != (version, sha256):
+        MODEL_INFO.labels(*_loaded_model).set(0)
+        MODEL_INFO.remove(*_loaded_model)
     MODEL_INFO.labels(version=version, sha256=sha256).set(1)
+    _loaded_model = (version, sha256)
 
 
 def set_dependency_up(dependency: str, up: bool) -> None:
