@@ -1,7 +1,7 @@
 """PostgreSQL state of the CDS service: JWT replay cache, issued cards, feedback.
 
 The hot path (one jti insert and one card insert per hook call) talks to the asyncpg connection
-behind the SQLAlchemy engine directly: each statement is a single autocommitted round trip.
+behind the SQLAlchemy engine directly, in short transactions that skip the WAL flush wait.
 """
 
 from __future__ import annotations
@@ -69,9 +69,22 @@ class CdsStore:
             raw = await conn.get_raw_connection()
             yield raw.driver_connection
 
+    @asynccontextmanager
+    async def _quick_write(self) -> AsyncIterator[Any]:
+        """A transaction that does not wait for its WAL flush (``synchronous_commit`` off).
+
+        Hook calls sit in the EHR's page load; waiting for an fsync per call would cost more
+        than everything else together. The row is visible to every other session at commit as
+        usual; only a crash in the next few hundred milliseconds could lose it, which for a
+        replay cache or an issued-card record is an acceptable trade.
+        """
+        async with self._connection() as con, con.transaction():
+            await con.execute("SET LOCAL synchronous_commit TO OFF")
+            yield con
+
     async def claim_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """Record a token id; False when it was seen before (a replay)."""
-        async with self._connection() as con:
+        async with self._quick_write() as con:
             now = time.monotonic()
             if now >= self._next_purge:
                 self._next_purge = now + _PURGE_INTERVAL_SECONDS
@@ -88,7 +101,7 @@ class CdsStore:
     async def record_cards(self, cards: Sequence[IssuedCard]) -> None:
         if not cards:
             return
-        async with self._connection() as con:
+        async with self._quick_write() as con:
             await con.executemany(
                 "INSERT INTO cds_issued_card (uuid, tenant, patient_id, encounter_id, "
                 "hook_instance, indicator, model_version, suggestion_uuids) "
