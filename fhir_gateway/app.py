@@ -44,12 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     state = AppState(settings=settings, db=db)
     state.api_keys = ApiKeyRegistry(parse_env_keys(settings.api_keys))
+    # Loaded before the routers are built: the CDS service and the operations share this instance.
+    state.predictor = _load_predictor(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with db.connection() as conn:
             await state.api_keys.load_from_db(conn)
-        state.predictor = _load_predictor(settings)
         if state.predictor is not None:
             metrics.set_model_info(state.predictor.version, state.predictor.sha256)
         worker = None
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(check_format), Depends(get_principal)],
     )
 
+    _mount_cds(app, settings, state)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -130,6 +133,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _mount_cds(app: FastAPI, settings: Settings, state: AppState) -> None:
+    """CDS Hooks shares the process, the model and the database, but not the FHIR tables."""
+    if state.predictor is None:
+        return
+    from starlette.middleware.cors import CORSMiddleware
+
+    from cds_services.config import CdsSettings
+    from cds_services.router import build_router, cors_middleware_options
+
+    cds_settings = CdsSettings(
+        host=settings.host, port=settings.port, public_base_url=settings.public_base_url
+    )
+
+    def observe(prediction: Any, seconds: float) -> None:
+        metrics.record_prediction(prediction.band, prediction.model_version, seconds)
+
+    app.include_router(
+        build_router(
+            cds_settings,
+            state.predictor,
+            state.db.engine,
+            own_fhir_base=settings.fhir_base_url(),
+            on_prediction=observe,
+        )
+    )
+    app.add_middleware(CORSMiddleware, **cors_middleware_options(cds_settings))
 
 
 def _include_optional(parent: APIRouter, module: str, attr: str) -> None:

@@ -63,7 +63,9 @@ def _where(
     return " AND ".join(parts)
 
 
-async def find_ids(conn: asyncpg.Connection, tenant: str, resource_type: str, query: str) -> list[str]:
+async def find_ids(
+    conn: asyncpg.Connection, tenant: str, resource_type: str, query: str
+) -> list[str]:
     """Ids matching conditional-interaction criteria; unknown parameters are errors here, because
     ignoring one would widen a conditional update or delete to unintended resources."""
     _check_type(resource_type)
@@ -113,7 +115,9 @@ def _order(exprs: list[SortExpr], backwards: bool) -> str:
 
 
 async def _estimate(conn: asyncpg.Connection, where: str, args: list[Any]) -> int:
-    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", *args)
+    plan = await conn.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", *args
+    )
     parsed = orjson.loads(plan) if isinstance(plan, str) else plan
     return int(parsed[0]["Plan"]["Plan Rows"])
 
@@ -127,7 +131,8 @@ def _subset(content: str, query: SearchQuery) -> Any:
         resource = {
             k: v
             for k, v in resource.items()
-            if k in keep or any(k.startswith(e) and k[len(e) : len(e) + 1].isupper() for e in query.elements)
+            if k in keep
+            or any(k.startswith(e) and k[len(e) : len(e) + 1].isupper() for e in query.elements)
         }
     else:
         resource.pop("text", None)
@@ -137,7 +142,9 @@ def _subset(content: str, query: SearchQuery) -> Any:
     return resource
 
 
-def _entry(base_url: str, rtype: str, rid: str, content: str, mode: str, query: SearchQuery) -> dict[str, Any]:
+def _entry(
+    base_url: str, rtype: str, rid: str, content: str, mode: str, query: SearchQuery
+) -> dict[str, Any]:
     return {
         "fullUrl": f"{base_url}/{rtype}/{rid}",
         "resource": _subset(content, query),
@@ -213,7 +220,9 @@ async def _includes(
     for _ in range(MAX_INCLUDE_ROUNDS):
         if not iterate or not frontier or len(included) >= limit:
             break
-        frontier = await _include_round(conn, tenant, iterate, frontier, seen, limit - len(included))
+        frontier = await _include_round(
+            conn, tenant, iterate, frontier, seen, limit - len(included)
+        )
         included.extend(frontier)
     return included
 
@@ -285,7 +294,9 @@ async def search_bundle(
         if query.page is None and not more:
             total = len(rows)
         else:
-            total = int(await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args))
+            total = int(
+                await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args)
+            )
     if total is not None:
         bundle["total"] = total
 
@@ -297,13 +308,25 @@ async def search_bundle(
     has_next = more if not backwards else query.page is not None
     has_prev = (query.page is not None) if not backwards else more
     if rows and has_prev:
-        links.append({"relation": "previous", "url": _link(path, [*link_params, ("_page", cursor(rows[0], "p"))])})
+        links.append(
+            {
+                "relation": "previous",
+                "url": _link(path, [*link_params, ("_page", cursor(rows[0], "p"))]),
+            }
+        )
     if rows and has_next:
-        links.append({"relation": "next", "url": _link(path, [*link_params, ("_page", cursor(rows[-1], "n"))])})
+        links.append(
+            {
+                "relation": "next",
+                "url": _link(path, [*link_params, ("_page", cursor(rows[-1], "n"))]),
+            }
+        )
     bundle["link"] = links
 
     entries = [_entry(base_url, r["type"], r["id"], r["content"], "match", query) for r in rows]
     included = await _includes(conn, tenant, query, rows, max_count)
-    entries.extend(_entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included)
+    entries.extend(
+        _entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included
+    )
     bundle["entry"] = entries
     return bundle
