@@ -32,7 +32,7 @@ def parse_datetime(value: object) -> datetime | None:
 
 def reference_id(reference: object) -> str | None:
     """The id a Reference points at, for ``Type/id``, absolute URLs and ``urn:uuid:`` alike."""
-    if not isinstance(reference, Mapping):
+    if not isinstance(reference, dict | Mapping):
         return None
     ref = reference.get("reference")
     if not isinstance(ref, str):
@@ -51,11 +51,27 @@ def codings(concept: object) -> Iterator[tuple[str | None, str | None]]:
         for item in concept:
             yield from codings(item)
         return
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict | Mapping):
         return
     for coding in concept.get("coding") or ():
-        if isinstance(coding, Mapping):
+        if isinstance(coding, dict | Mapping):
             yield coding.get("system"), coding.get("code")
+
+
+def first_code_in(concept: object, wanted: frozenset[str]) -> str | None:
+    """The first code of a CodeableConcept that is in ``wanted`` (any system), else None.
+
+    The hot loop over a record's Observations calls this for every one of them, so it avoids
+    generators and ABC isinstance checks.
+    """
+    if type(concept) is not dict:
+        return None
+    for coding in concept.get("coding") or ():
+        if type(coding) is dict:
+            code = coding.get("code")
+            if code in wanted:
+                return str(code)
+    return None
 
 
 def concept_text(concept: object) -> str | None:

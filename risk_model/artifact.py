@@ -65,6 +65,15 @@ def default_path() -> Path:
     return packaged_dir() / str(name)
 
 
+def model_card_text(path: Path | None = None) -> str | None:
+    """The Markdown model card stored beside an artifact (the packaged one by default)."""
+    card = (path or default_path()).with_suffix(".md")
+    try:
+        return card.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for dist in ("scikit-learn", "numpy", "joblib"):

@@ -37,8 +37,10 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=command, install=args.install,
     )  # fmt: skip
     if args.card:
-        model_card.write(result, args.card, name=args.name, version=args.version,
-                         source=source, command=command)  # fmt: skip
+        card = model_card.write(result, args.card, name=args.name, version=args.version,
+                                source=source, command=command)  # fmt: skip
+        # a copy beside the artifact, so the package can serve the card of the model it runs
+        path.with_suffix(".md").write_text(card.read_text(encoding="utf-8"), encoding="utf-8")
     for key, m in result.test.items():
         print(
             f"{key:9s} AUROC {m.auroc:.3f} [{m.auroc_ci_low:.3f}, {m.auroc_ci_high:.3f}] "

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from risk_model._fhir import Resource, by_type, codings, parse_datetime, reference_id
+from risk_model._fhir import (
+    Resource,
+    by_type,
+    codings,
+    first_code_in,
+    parse_datetime,
+    reference_id,
+)
 from risk_model.errors import InsufficientData
 from terminology import charlson
 from terminology.api import loinc_codes_for
@@ -83,9 +90,8 @@ _HEMOGLOBIN: Final = frozenset(loinc_codes_for("hemoglobin"))
 _SODIUM: Final = frozenset(loinc_codes_for("sodium"))
 _HBA1C: Final = frozenset(loinc_codes_for("hba1c"))
 _GLUCOSE: Final = frozenset(loinc_codes_for("glucose"))
-FEATURE_OBSERVATION_CODES: Final[tuple[str, ...]] = tuple(
-    sorted(_HEMOGLOBIN | _SODIUM | _HBA1C | _GLUCOSE)
-)
+_OBSERVATION_CODES: Final = _HEMOGLOBIN | _SODIUM | _HBA1C | _GLUCOSE
+FEATURE_OBSERVATION_CODES: Final[tuple[str, ...]] = tuple(sorted(_OBSERVATION_CODES))
 
 _INPATIENT = get(INPATIENT_ENCOUNTER_CLASS).members
 _EMERGENCY = get(EMERGENCY_ENCOUNTER_CLASS).members
@@ -132,14 +138,14 @@ class FeatureVector:
 
 def _class_key(encounter: Resource) -> tuple[str | None, str | None]:
     cls = encounter.get("class")
-    if isinstance(cls, Mapping):
+    if isinstance(cls, dict | Mapping):
         return cls.get("system"), cls.get("code")
     return None, None
 
 
 def _period(resource: Resource, key: str = "period") -> tuple[datetime | None, datetime | None]:
     period = resource.get(key)
-    if not isinstance(period, Mapping):
+    if not isinstance(period, dict | Mapping):
         return None, None
     return parse_datetime(period.get("start")), parse_datetime(period.get("end"))
 
@@ -228,7 +234,7 @@ def _is_acute(index: Resource) -> tuple[bool, bool]:
 
 def _quantity(obs: Resource) -> tuple[float | None, str | None, str | None]:
     q = obs.get("valueQuantity")
-    if not isinstance(q, Mapping):
+    if not isinstance(q, dict | Mapping):
         return None, None, None
     value = q.get("value")
     if not isinstance(value, int | float):
@@ -305,10 +311,9 @@ def extract(
         is_ed = key in _EMERGENCY
         if not (is_ed or key in _INPATIENT or key in _AMBULATORY):
             continue
-        if not _subject_is(enc, pid):
-            continue
-        start, _ = _period(enc)
-        if start is None or start > admitted or start < year_ago:
+        period = enc.get("period")
+        start = parse_datetime(period.get("start")) if type(period) is dict else None
+        if start is None or start > admitted or start < year_ago or not _subject_is(enc, pid):
             continue
         if is_ed:
             if start >= admitted - _DOOR:
@@ -356,8 +361,8 @@ def extract(
     last_hb: tuple[datetime, bool] | None = None
     last_na: tuple[datetime, bool] | None = None
     for obs in grouped.get("Observation") or []:
-        code_set = {c for _, c in codings(obs.get("code"))}
-        if not code_set.intersection(FEATURE_OBSERVATION_CODES):
+        loinc = first_code_in(obs.get("code"), _OBSERVATION_CODES)
+        if loinc is None:
             continue
         if obs.get("status") in _SKIP_STATUS or not _subject_is(obs, pid):
             continue
@@ -365,17 +370,17 @@ def extract(
         if when is None or when < admitted - _DOOR or when > cutoff:
             continue
         value, unit, comparator = _quantity(obs)
-        if code_set & _HEMOGLOBIN and value is not None:
+        if loinc in _HEMOGLOBIN and value is not None:
             grams_dl = value / 10.0 if unit == "g/L" else value
             if last_hb is None or when >= last_hb[0]:
                 last_hb = (when, grams_dl < 12.0)
-        elif code_set & _SODIUM and value is not None:
+        elif loinc in _SODIUM and value is not None:
             if last_na is None or when >= last_na[0]:
                 last_na = (when, value < 135.0)
-        elif code_set & _HBA1C:
+        elif loinc in _HBA1C:
             a1c_seen = True
             a1c_high = a1c_high or _flag_high(obs) or _at_least(value, comparator, 7.0)
-        elif code_set & _GLUCOSE:
+        elif loinc in _GLUCOSE:
             glu_high = glu_high or _flag_high(obs) or _at_least(value, comparator, 200.0)
         else:
             continue

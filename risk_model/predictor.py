@@ -92,6 +92,11 @@ class Predictor:
             metadata=art.metadata,
         )
 
+    @property
+    def model(self) -> LinearModel:
+        """The verified scorer itself (benchmarks and batch re-scoring use it directly)."""
+        return self._model
+
     def band(self, probability: float) -> str:
         low, high = self.thresholds
         if probability < low:

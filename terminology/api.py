@@ -86,6 +86,14 @@ CODE_SYSTEMS: tuple[CodeSystemInfo, ...] = (
 )
 
 
+def code_system(url: str) -> CodeSystemInfo:
+    """The code system we answer for at ``url`` (``CodeSystem/$lookup`` needs its name)."""
+    for info in CODE_SYSTEMS:
+        if info.url == url:
+            return info
+    raise UnknownCode(url, "", "code system not supported")
+
+
 @cache
 def lab_concepts() -> dict[str, LabConcept]:
     """LOINC code → lab concept (several codes may share one concept, e.g. two sodium codes)."""
@@ -166,13 +174,21 @@ def lookup(system: str, code: str) -> Concept:
     raise UnknownCode(system, code, "code system not supported")
 
 
-def validate_code(valueset_url: str, system: str, code: str) -> Validation:
-    """Whether (system, code) is in the value set; raises UnknownValueSet for a foreign URL."""
+def validate_code(
+    valueset_url: str, system: str, code: str, display: str | None = None
+) -> Validation:
+    """Whether (system, code) is in the value set; raises UnknownValueSet for a foreign URL.
+
+    A ``display`` that differs from ours does not fail the check (displays are not codes) but
+    is reported in the message, as FHIR's ``$validate-code`` does.
+    """
     vs = valuesets.get(valueset_url)
     try:
-        display = lookup(system, code).display
+        ours = lookup(system, code).display
     except UnknownCode:
-        display = None
-    if vs.contains(system, code):
-        return Validation(True, display)
-    return Validation(False, display, f"{system}|{code} is not in value set {vs.url}")
+        ours = None
+    if not vs.contains(system, code):
+        return Validation(False, ours, f"{system}|{code} is not in value set {vs.url}")
+    if display is not None and ours is not None and display != ours:
+        return Validation(True, ours, f"display {display!r} differs from {ours!r}")
+    return Validation(True, ours)

@@ -87,3 +87,11 @@ def test_missing_or_broken_sidecar_is_refused(copied: Path) -> None:
     side.unlink()
     with pytest.raises(ArtifactError, match="missing"):
         artifact.load(copied)
+
+
+def test_packaged_model_card_is_available_for_http() -> None:
+    text = artifact.model_card_text()
+    assert text is not None
+    meta = artifact.load().metadata
+    assert f"{meta['name']} {meta['version']}" in text
+    assert f"{meta['metrics']['model']['auroc']:.3f}" in text

@@ -89,6 +89,7 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
     predictor = Predictor.load(artifact)
     assert predictor.version == "0.0.1-test"
     text = card.read_text()
+    assert artifact.with_suffix(".md").read_text() == text
     assert "| model |" in text and "| LACE |" in text and "| HOSPITAL |" in text
     for png in ("roc.png", "calibration.png", "importance.png"):
         assert (card.parent / "model-card" / png).stat().st_size > 1000
@@ -103,3 +104,22 @@ def test_training_is_reproducible(shared_data: Path) -> None:
     assert first.fingerprint == second.fingerprint
     assert first.model == second.model
     assert first.test["model"] == second.test["model"]
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_documented_command_reproduces_the_shipped_metrics(shared_data: Path) -> None:
+    """Full retraining (about a minute): opt in with FHIR_GATEWAY_FULL_TRAIN=1."""
+    import os
+
+    from risk_model import artifact as artifacts
+
+    if os.environ.get("FHIR_GATEWAY_FULL_TRAIN") != "1":
+        pytest.skip("full training is opt-in: set FHIR_GATEWAY_FULL_TRAIN=1")
+    shipped = artifacts.load()
+    table = dataset.from_diabetes130(shared_data / "diabetes130" / "diabetic_data_dev.csv.gz")
+    result = train(table)
+    assert result.fingerprint == shipped.metadata["data_fingerprint"]
+    assert result.model.to_payload() == dict(shipped.payload)
+    for scorer, metrics in result.test.items():
+        assert metrics.as_dict() == pytest.approx(shipped.metadata["metrics"][scorer])

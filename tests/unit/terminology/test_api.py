@@ -104,3 +104,24 @@ def test_every_data_file_cites_its_source() -> None:
     for name in names:
         first = folder.joinpath(name).read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith("#"), f"{name} lacks a citation comment"
+
+
+def test_validate_code_reports_a_differing_display() -> None:
+    outcome = validate_code(INPATIENT_ENCOUNTER_CLASS, ACT_CODE, "IMP", display="Hospital stay")
+    assert outcome.result
+    assert outcome.message and "differs" in outcome.message
+    assert (
+        validate_code(
+            INPATIENT_ENCOUNTER_CLASS, ACT_CODE, "IMP", display="Inpatient encounter"
+        ).message
+        is None
+    )
+
+
+def test_code_system_registry() -> None:
+    from terminology import code_system
+
+    assert code_system(LOINC).content == "fragment"
+    assert code_system(CHARLSON).content == "complete"
+    with pytest.raises(UnknownCode):
+        code_system("http://example.org/cs")
