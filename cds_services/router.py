@@ -18,7 +18,6 @@ import httpx
 import orjson
 import sqlalchemy.ext.asyncio
 from fastapi.routing import APIRoute
-from risk_model.predictor import Predictor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,6 +28,7 @@ from cds_services.feedback import record_feedback
 from cds_services.hooks.patient_view import PatientViewService, PredictionObserver
 from cds_services.security import ClientVerifier, InvalidClientToken, VerifiedClient
 from cds_services.store import CdsStore
+from risk_model.predictor import Predictor
 
 log = logging.getLogger(__name__)
 

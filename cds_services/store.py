@@ -1,7 +1,7 @@
 """PostgreSQL state of the CDS service: JWT replay cache, issued cards, feedback.
 
 The hot path (one jti insert and one card insert per hook call) talks to the asyncpg connection
-behind the SQLAlchemy engine directly, in short transactions that skip the WAL flush wait.
+behind the SQLAlchemy engine directly: one round trip each, without waiting for the WAL flush.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _PURGE_INTERVAL_SECONDS = 60.0
+
+# Prefix that makes one autocommitted statement skip the wait for its WAL flush. Hook calls sit
+# in the EHR's page load and an fsync per call cost more than everything else together; the row
+# is still visible to every session at commit, only a crash within a fraction of a second could
+# lose it, an acceptable trade for a replay cache or an issued-card record. ``is_local`` keeps the
+# setting inside this statement's own transaction, so the pooled session is left as it was.
+_QUICK = "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))"
 
 
 @dataclass(frozen=True)
@@ -69,56 +76,36 @@ class CdsStore:
             raw = await conn.get_raw_connection()
             yield raw.driver_connection
 
-    @asynccontextmanager
-    async def _quick_write(self) -> AsyncIterator[Any]:
-        """A transaction that does not wait for its WAL flush (``synchronous_commit`` off).
-
-        Hook calls sit in the EHR's page load; waiting for an fsync per call would cost more
-        than everything else together. The row is visible to every other session at commit as
-        usual; only a crash in the next few hundred milliseconds could lose it, which for a
-        replay cache or an issued-card record is an acceptable trade.
-        """
-        async with self._connection() as con, con.transaction():
-            await con.execute("SET LOCAL synchronous_commit TO OFF")
-            yield con
-
     async def claim_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
         """Record a token id; False when it was seen before (a replay)."""
-        async with self._quick_write() as con:
+        async with self._connection() as con:
             now = time.monotonic()
             if now >= self._next_purge:
                 self._next_purge = now + _PURGE_INTERVAL_SECONDS
                 await con.execute("DELETE FROM cds_jti WHERE expires_at < now()")
             inserted = await con.fetchval(
-                "INSERT INTO cds_jti (iss, jti, expires_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING RETURNING true",
+                f"{_QUICK} INSERT INTO cds_jti (iss, jti, expires_at) "
+                "SELECT $1, $2, $3 FROM quick ON CONFLICT DO NOTHING RETURNING true",
                 iss,
                 jti,
                 expires_at,
             )
         return bool(inserted)
 
-    async def record_cards(self, cards: Sequence[IssuedCard]) -> None:
-        if not cards:
-            return
-        async with self._quick_write() as con:
-            await con.executemany(
-                "INSERT INTO cds_issued_card (uuid, tenant, patient_id, encounter_id, "
+    async def record_card(self, card: IssuedCard) -> None:
+        async with self._connection() as con:
+            await con.execute(
+                f"{_QUICK} INSERT INTO cds_issued_card (uuid, tenant, patient_id, encounter_id, "
                 "hook_instance, indicator, model_version, suggestion_uuids) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                [
-                    (
-                        c.uuid,
-                        c.tenant,
-                        c.patient_id,
-                        c.encounter_id,
-                        c.hook_instance,
-                        c.indicator,
-                        c.model_version,
-                        list(c.suggestion_uuids),
-                    )
-                    for c in cards
-                ],
+                "SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM quick",
+                card.uuid,
+                card.tenant,
+                card.patient_id,
+                card.encounter_id,
+                card.hook_instance,
+                card.indicator,
+                card.model_version,
+                list(card.suggestion_uuids),
             )
 
     async def record_feedback(

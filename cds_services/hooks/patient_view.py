@@ -16,8 +16,6 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from risk_model.errors import InsufficientData, RiskModelError
-from risk_model.predictor import Prediction, Predictor
 
 from cds_services import metrics
 from cds_services.cards import BuiltCard, CardLinks, build_card
@@ -33,6 +31,8 @@ from cds_services.record_source import (
 from cds_services.requests import HookRequest, describe
 from cds_services.security import VerifiedClient
 from cds_services.store import CdsStore, IssuedCard
+from risk_model.errors import InsufficientData, RiskModelError
+from risk_model.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +193,15 @@ class PatientViewService:
         request: HookRequest,
         prediction: Prediction,
     ) -> None:
-        await self._store.record_cards(
-            [
-                IssuedCard(
-                    uuid=built.uuid,
-                    tenant=client.tenant,
-                    patient_id=prediction.patient_id,
-                    encounter_id=prediction.encounter_id,
-                    hook_instance=str(request.hookInstance),
-                    indicator=built.indicator,
-                    model_version=prediction.model_version,
-                    suggestion_uuids=built.suggestion_uuids,
-                )
-            ]
+        await self._store.record_card(
+            IssuedCard(
+                uuid=built.uuid,
+                tenant=client.tenant,
+                patient_id=prediction.patient_id,
+                encounter_id=prediction.encounter_id,
+                hook_instance=str(request.hookInstance),
+                indicator=built.indicator,
+                model_version=prediction.model_version,
+                suggestion_uuids=built.suggestion_uuids,
+            )
         )

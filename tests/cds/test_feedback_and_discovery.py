@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from risk_model.cohort import demo_bundles
 
+from risk_model.cohort import demo_bundles
 from tests.cds.conftest import SANDBOX_ORIGIN, Signer
 from tests.cds.helpers import FEEDBACK, SERVICE, empty_paths, headers, hook_request
 from tests.cds.records import full_prefetch, patient_id, resources_of

@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 import pytest
-from risk_model.cohort import demo_bundles
 
 from cds_services.prefetch import TEMPLATES
+from risk_model.cohort import demo_bundles
 from tests.cds.conftest import Signer
 from tests.cds.helpers import SERVICE, empty_paths, headers, hook_request
 from tests.cds.records import full_prefetch, patient_id, resources_of
