@@ -29,12 +29,20 @@ async def prepare(settings: Settings, url: str) -> dict[str, str]:
         await conn.close()
 
 
+def _stable_patient_id(bundle: dict[str, Any], pid: str) -> None:
+    """Demo patients get fixed ids (demo-01, ...) so documented examples can name them."""
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") == "Patient":
+            resource["id"] = pid
+            entry["request"] = {"method": "PUT", "url": f"Patient/{pid}"}
+
+
 async def load_demo(url: str, tenants: list[str], base_url: str) -> int:
     """Load the demo cohort into each tenant once; returns resources loaded now."""
-    from risk_model.cohort import demo_bundles
-
     from fhir_gateway.bundles import TransactionProcessor, parse_entries
     from fhir_gateway.fhir.parsing import check_resource
+    from risk_model.cohort import demo_bundles
 
     conn = await asyncpg.connect(asyncpg_dsn(url))
     loaded = 0
@@ -48,7 +56,8 @@ async def load_demo(url: str, tenants: list[str], base_url: str) -> int:
             if have:
                 continue
             bundles: list[dict[str, Any]] = demo_bundles()
-            for bundle in bundles:
+            for number, bundle in enumerate(bundles, 1):
+                _stable_patient_id(bundle, f"demo-{number:02d}")
                 for e in bundle.get("entry", []):
                     check_resource(e["resource"])
                 async with conn.transaction():

@@ -270,7 +270,7 @@ class TransactionProcessor:
             rid = e.rid or e.assigned_id
             assert rid is not None
             out = await interactions.delete(repo, e.rtype, rid, if_match=e.if_match)
-            e.response = _response(204 if out.version else 204, out.version)
+            e.response = _response(204, out.version)
         elif e.method == "POST":
             assert e.resource is not None
             if e.existing:

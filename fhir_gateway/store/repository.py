@@ -139,7 +139,7 @@ class Repository:
         count: int = 50,
         before: tuple[datetime, str, str, int] | None = None,
     ) -> list[Version]:
-        """Versions newest first; ``before`` is the keyset of the last entry of the previous page."""
+        """Versions newest first; ``before`` is the keyset of the previous page's last entry."""
         clauses = ["tenant = $1"]
         args: list[Any] = [self.tenant]
         if rtype is not None:
