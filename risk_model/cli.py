@@ -57,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train, evaluate and write an artifact + model card")
     t.add_argument("--diabetes130", type=Path, help="Diabetes-130 CSV[.gz], converted to FHIR")
-    t.add_argument("--bundles", type=Path, help="directory of Bundle JSON files or NDJSON file")
+    t.add_argument(
+        "--bundles",
+        type=Path,
+        help="Bundles (JSON files or NDJSON) or Bulk Data NDJSON resources ($export output)",
+    )
     t.add_argument("--labels", type=Path, help="labels.csv beside the bundles (else derived)")
     t.add_argument("--out", type=Path, default=Path("risk_model/artifacts"))
     t.add_argument("--card", type=Path, help="write the model card Markdown here (PNGs beside)")

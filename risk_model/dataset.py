@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from risk_model import features, labels, scores
-from risk_model._fhir import by_type, resources_from_bundle
+from risk_model._fhir import by_type, reference_id, resources_from_bundle
 from risk_model.datasets import diabetes130
 from risk_model.errors import InsufficientData
 from risk_model.model import FloatArray
@@ -98,8 +98,8 @@ def from_diabetes130(csv_path: Path, *, limit: int | None = None, progress: bool
     return builder.table()
 
 
-def iter_bundles(path: Path) -> Iterator[dict[str, Any]]:
-    """Bundles from a directory of ``*.json[.gz]`` files or an NDJSON[.gz] file of Bundles."""
+def iter_json(path: Path) -> Iterator[dict[str, Any]]:
+    """JSON objects from a ``*.json[.gz]`` file, an NDJSON[.gz] file, or a directory of them."""
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     for file in files:
         name = file.name
@@ -114,6 +114,25 @@ def iter_bundles(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.load(handle)
 
 
+def iter_patient_records(path: Path) -> Iterator[list[dict[str, Any]]]:
+    """One resource list per patient, from Bundles (one per patient, as Synthea and our
+    converter write them) or from Bulk Data NDJSON of single resources (what a FHIR store's
+    ``$export`` produces), which are regrouped by the patient they refer to."""
+    loose: dict[str, list[dict[str, Any]]] = {}
+    for item in iter_json(path):
+        if item.get("resourceType") == "Bundle":
+            yield resources_from_bundle(item)
+            continue
+        owner = (
+            str(item.get("id"))
+            if item.get("resourceType") == "Patient"
+            else reference_id(item.get("subject") or item.get("patient"))
+        )
+        if owner is not None:
+            loose.setdefault(owner, []).append(item)
+    yield from loose.values()
+
+
 def read_label_file(path: Path) -> dict[str, tuple[bool, bool]]:
     """labels.csv (as the converter writes it) → FHIR encounter id → (readmitted, excluded)."""
     with path.open(encoding="utf-8", newline="") as handle:
@@ -124,11 +143,11 @@ def read_label_file(path: Path) -> dict[str, tuple[bool, bool]]:
 
 
 def from_bundles(path: Path, *, label_file: Path | None = None, progress: bool = False) -> Table:
-    """Bundles → features; labels from ``label_file`` or, without one, derived from Encounters."""
+    """FHIR records → features; labels from ``label_file`` or, without one, derived from the
+    Encounters (see :mod:`risk_model.labels`)."""
     known = read_label_file(label_file) if label_file else None
     builder = _Builder()
-    for bundle in _progress(iter_bundles(path), None, "features", progress):
-        resources = resources_from_bundle(bundle)
+    for resources in _progress(iter_patient_records(path), None, "features", progress):
         grouped = by_type(resources)
         patient = (grouped.get("Patient") or [{}])[0]
         key = str(patient.get("id"))

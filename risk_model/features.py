@@ -277,6 +277,187 @@ def _charlson_category(cond: Resource, unmapped: list[str]) -> str | None:
     return None
 
 
+@dataclass
+class _Stay:
+    """The index stay being described, and the evidence list every section appends to."""
+
+    patient_id: str
+    index: Resource
+    admitted: datetime
+    discharged: datetime
+    cutoff: datetime
+    basis: list[str]
+
+
+def _visit_features(stay: _Stay, encounters: list[Resource]) -> dict[str, float]:
+    """Prior ED, inpatient and outpatient visits, and whether the stay began as an emergency."""
+    emergent, urgent = _is_acute(stay.index)
+    ed_6m = ed_12m = adm_12m = amb_12m = 0
+    admitted = stay.admitted
+    year_ago = admitted - _YEAR
+    half_year_ago = admitted - _SIX_MONTHS
+    for enc in encounters:
+        if enc is stay.index or enc.get("status") in _SKIP_STATUS:
+            continue
+        key = _class_key(enc)
+        is_ed = key in _EMERGENCY
+        if not (is_ed or key in _INPATIENT or key in _AMBULATORY):
+            continue
+        period = enc.get("period")
+        start = parse_datetime(period.get("start")) if type(period) is dict else None
+        if start is None or start > admitted or start < year_ago:
+            continue
+        if not _subject_is(enc, stay.patient_id):
+            continue
+        if is_ed:
+            if start >= admitted - _DOOR:
+                emergent = urgent = True
+            else:
+                ed_12m += 1
+                ed_6m += start >= half_year_ago
+        elif key in _INPATIENT:
+            if start >= admitted:
+                continue
+            adm_12m += 1
+        else:
+            amb_12m += 1
+        stay.basis.append(f"Encounter/{enc.get('id')}")
+    return {
+        "acute_admission": float(emergent),
+        "nonelective_admission": float(urgent),
+        "ed_visits_6m": float(ed_6m),
+        "ed_visits_12m": float(ed_12m),
+        "admissions_12m": float(adm_12m),
+        "outpatient_visits_12m": float(amb_12m),
+    }
+
+
+def _discharge_features(index: Resource) -> dict[str, float]:
+    """Where the patient went, and whether an oncology service discharged them."""
+    hosp = index.get("hospitalization")
+    disposition = hosp.get("dischargeDisposition") if isinstance(hosp, Mapping) else None
+    dispositions = set(codings(disposition))
+    oncology = any(pair in _ONCOLOGY for pair in codings(index.get("serviceType")))
+    return {
+        "oncology_discharge": float(oncology),
+        "discharged_to_facility": float(bool(dispositions & _FACILITY)),
+        "discharged_home_health": float(bool(dispositions & _HOME_HEALTH)),
+        "left_against_advice": float(bool(dispositions & _AGAINST_ADVICE)),
+    }
+
+
+def _condition_features(
+    stay: _Stay, conditions: list[Resource]
+) -> tuple[dict[str, float], frozenset[str], list[str]]:
+    """Charlson index (both weightings), key categories and the condition count."""
+    unmapped: list[str] = []
+    found: set[str] = set()
+    codes: set[tuple[str | None, str | None]] = set()
+    for cond in conditions:
+        if not _subject_is(cond, stay.patient_id):
+            continue
+        if {c for _, c in codings(cond.get("verificationStatus"))} & _SKIP_STATUS:
+            continue
+        when = _condition_time(cond)
+        if when is not None and when > stay.cutoff:
+            continue
+        abated = parse_datetime(cond.get("abatementDateTime"))
+        if abated is not None and abated < stay.admitted:
+            continue
+        category = _charlson_category(cond, unmapped)
+        if category is not None:
+            found.add(category)
+        codes.add(next(codings(cond.get("code")), (None, cond.get("id"))))
+        stay.basis.append(f"Condition/{cond.get('id')}")
+    categories = charlson.apply_hierarchy(found)
+    values = {
+        "charlson_index": float(charlson.charlson_index(categories, "charlson_1987")),
+        "charlson_quan": float(charlson.charlson_index(categories, "quan_2011")),
+        "chf": float("chf" in categories),
+        "renal": float("renal" in categories),
+        "copd": float("copd" in categories),
+        "malignancy": float(bool(categories & {"malignancy", "metastatic"})),
+        "condition_count": float(len(codes)),
+    }
+    return values, categories, unmapped
+
+
+def _lab_features(stay: _Stay, observations: list[Resource]) -> dict[str, float]:
+    """Last haemoglobin and sodium of the stay; HbA1c and glucose seen or raised."""
+    a1c_seen = a1c_high = glu_high = False
+    last_hb: tuple[datetime, bool] | None = None
+    last_na: tuple[datetime, bool] | None = None
+    earliest = stay.admitted - _DOOR
+    for obs in observations:
+        loinc = first_code_in(obs.get("code"), _OBSERVATION_CODES)
+        if loinc is None:
+            continue
+        if obs.get("status") in _SKIP_STATUS or not _subject_is(obs, stay.patient_id):
+            continue
+        when = _obs_time(obs)
+        if when is None or when < earliest or when > stay.cutoff:
+            continue
+        value, unit, comparator = _quantity(obs)
+        if loinc in _HEMOGLOBIN and value is not None:
+            grams_dl = value / 10.0 if unit == "g/L" else value
+            if last_hb is None or when >= last_hb[0]:
+                last_hb = (when, grams_dl < 12.0)
+        elif loinc in _SODIUM and value is not None:
+            if last_na is None or when >= last_na[0]:
+                last_na = (when, value < 135.0)
+        elif loinc in _HBA1C:
+            a1c_seen = True
+            a1c_high = a1c_high or _flag_high(obs) or _at_least(value, comparator, 7.0)
+        elif loinc in _GLUCOSE:
+            glu_high = glu_high or _flag_high(obs) or _at_least(value, comparator, 200.0)
+        else:
+            continue
+        stay.basis.append(f"Observation/{obs.get('id')}")
+    return {
+        "hemoglobin_low": float(last_hb is not None and last_hb[1]),
+        "sodium_low": float(last_na is not None and last_na[1]),
+        "hba1c_measured": float(a1c_seen),
+        "hba1c_high": float(a1c_high),
+        "glucose_high": float(glu_high),
+    }
+
+
+def _procedure_features(stay: _Stay, procedures: list[Resource]) -> dict[str, float]:
+    count = 0
+    for proc in procedures:
+        if proc.get("status") in _SKIP_STATUS or not _subject_is(proc, stay.patient_id):
+            continue
+        when = parse_datetime(proc.get("performedDateTime"))
+        if when is None:
+            when, _ = _period(proc, "performedPeriod")
+        if when is None or when < stay.admitted or when > stay.cutoff:
+            continue
+        count += 1
+        stay.basis.append(f"Procedure/{proc.get('id')}")
+    return {"procedure_during_stay": float(count > 0), "procedures_during_stay": float(count)}
+
+
+def _medication_features(stay: _Stay, requests: list[Resource]) -> dict[str, float]:
+    """Distinct drugs active at discharge: still active, or ordered during the stay."""
+    medications: set[str] = set()
+    for med in requests:
+        status = med.get("status")
+        if status in _SKIP_STATUS or not _subject_is(med, stay.patient_id):
+            continue
+        authored = parse_datetime(med.get("authoredOn"))
+        if authored is None or authored > stay.cutoff:
+            continue
+        if status != "active" and authored < stay.admitted - _DOOR:
+            continue
+        concept = med.get("medicationCodeableConcept")
+        med_key = next((f"{s}|{c}" for s, c in codings(concept) if c), None)
+        if med_key is None and isinstance(concept, Mapping):
+            med_key = concept.get("text")
+        medications.add(str(med_key or med.get("id")))
+        stay.basis.append(f"MedicationRequest/{med.get('id')}")
+    return {"active_medications": float(len(medications))}
+
+
 def extract(
     resources: Iterable[Resource] | Mapping[str, list[Resource]],
     *,
@@ -296,166 +477,38 @@ def extract(
         as_of = as_of.replace(tzinfo=UTC)
     encounters = grouped.get("Encounter") or []
     index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
-    cutoff = discharged if as_of is None else min(discharged, as_of)
     index_id = str(index.get("id"))
-    basis = [f"Patient/{pid}", f"Encounter/{index_id}"]
-
-    emergent, urgent = _is_acute(index)
-    ed_6m = ed_12m = adm_12m = amb_12m = 0
-    year_ago = admitted - _YEAR
-    half_year_ago = admitted - _SIX_MONTHS
-    for enc in encounters:
-        if enc is index or enc.get("status") in _SKIP_STATUS:
-            continue
-        key = _class_key(enc)
-        is_ed = key in _EMERGENCY
-        if not (is_ed or key in _INPATIENT or key in _AMBULATORY):
-            continue
-        period = enc.get("period")
-        start = parse_datetime(period.get("start")) if type(period) is dict else None
-        if start is None or start > admitted or start < year_ago or not _subject_is(enc, pid):
-            continue
-        if is_ed:
-            if start >= admitted - _DOOR:
-                emergent = urgent = True
-            else:
-                ed_12m += 1
-                ed_6m += start >= half_year_ago
-        elif key in _INPATIENT:
-            if start >= admitted:
-                continue
-            adm_12m += 1
-        else:
-            amb_12m += 1
-        basis.append(f"Encounter/{enc.get('id')}")
-
-    hosp = index.get("hospitalization")
-    disposition = hosp.get("dischargeDisposition") if isinstance(hosp, Mapping) else None
-    dispositions = set(codings(disposition))
-    to_facility = bool(dispositions & _FACILITY)
-    oncology = any(pair in _ONCOLOGY for pair in codings(index.get("serviceType")))
-
-    unmapped: list[str] = []
-    found: set[str] = set()
-    condition_codes: set[tuple[str | None, str | None]] = set()
-    for cond in grouped.get("Condition") or []:
-        if not _subject_is(cond, pid):
-            continue
-        verification = {c for _, c in codings(cond.get("verificationStatus"))}
-        if verification & _SKIP_STATUS:
-            continue
-        when = _condition_time(cond)
-        if when is not None and when > cutoff:
-            continue
-        abated = parse_datetime(cond.get("abatementDateTime"))
-        if abated is not None and abated < admitted:
-            continue
-        category = _charlson_category(cond, unmapped)
-        if category is not None:
-            found.add(category)
-        condition_codes.add(next(codings(cond.get("code")), (None, cond.get("id"))))
-        basis.append(f"Condition/{cond.get('id')}")
-    categories = charlson.apply_hierarchy(found)
-
-    hb_low = na_low = a1c_seen = a1c_high = glu_high = False
-    last_hb: tuple[datetime, bool] | None = None
-    last_na: tuple[datetime, bool] | None = None
-    for obs in grouped.get("Observation") or []:
-        loinc = first_code_in(obs.get("code"), _OBSERVATION_CODES)
-        if loinc is None:
-            continue
-        if obs.get("status") in _SKIP_STATUS or not _subject_is(obs, pid):
-            continue
-        when = _obs_time(obs)
-        if when is None or when < admitted - _DOOR or when > cutoff:
-            continue
-        value, unit, comparator = _quantity(obs)
-        if loinc in _HEMOGLOBIN and value is not None:
-            grams_dl = value / 10.0 if unit == "g/L" else value
-            if last_hb is None or when >= last_hb[0]:
-                last_hb = (when, grams_dl < 12.0)
-        elif loinc in _SODIUM and value is not None:
-            if last_na is None or when >= last_na[0]:
-                last_na = (when, value < 135.0)
-        elif loinc in _HBA1C:
-            a1c_seen = True
-            a1c_high = a1c_high or _flag_high(obs) or _at_least(value, comparator, 7.0)
-        elif loinc in _GLUCOSE:
-            glu_high = glu_high or _flag_high(obs) or _at_least(value, comparator, 200.0)
-        else:
-            continue
-        basis.append(f"Observation/{obs.get('id')}")
-    hb_low = last_hb is not None and last_hb[1]
-    na_low = last_na is not None and last_na[1]
-
-    procedures = 0
-    for proc in grouped.get("Procedure") or []:
-        if proc.get("status") in _SKIP_STATUS or not _subject_is(proc, pid):
-            continue
-        when = parse_datetime(proc.get("performedDateTime"))
-        if when is None:
-            when, _ = _period(proc, "performedPeriod")
-        if when is None or when < admitted or when > cutoff:
-            continue
-        procedures += 1
-        basis.append(f"Procedure/{proc.get('id')}")
-
-    medications: set[str] = set()
-    for med in grouped.get("MedicationRequest") or []:
-        status = med.get("status")
-        if status in _SKIP_STATUS or not _subject_is(med, pid):
-            continue
-        authored = parse_datetime(med.get("authoredOn"))
-        if authored is None or authored > cutoff:
-            continue
-        if status != "active" and authored < admitted - _DOOR:
-            continue
-        concept = med.get("medicationCodeableConcept")
-        med_key = next((f"{s}|{c}" for s, c in codings(concept) if c), None)
-        if med_key is None and isinstance(concept, Mapping):
-            med_key = concept.get("text")
-        medications.add(str(med_key or med.get("id")))
-        basis.append(f"MedicationRequest/{med.get('id')}")
-
+    stay = _Stay(
+        patient_id=pid,
+        index=index,
+        admitted=admitted,
+        discharged=discharged,
+        cutoff=discharged if as_of is None else min(discharged, as_of),
+        basis=[f"Patient/{pid}", f"Encounter/{index_id}"],
+    )
     los_days = float(max((discharged.date() - admitted.date()).days, 0))
     values: dict[str, float] = {
         "age_years": _age(patient, discharged),
-        "sex_male": 1.0 if patient.get("gender") == "male" else 0.0,
+        "sex_male": float(patient.get("gender") == "male"),
         "length_of_stay_days": los_days,
-        "los_ge_5": 1.0 if los_days >= 5 else 0.0,
-        "acute_admission": 1.0 if emergent else 0.0,
-        "nonelective_admission": 1.0 if urgent else 0.0,
-        "charlson_index": float(charlson.charlson_index(categories, "charlson_1987")),
-        "charlson_quan": float(charlson.charlson_index(categories, "quan_2011")),
-        "chf": 1.0 if "chf" in categories else 0.0,
-        "renal": 1.0 if "renal" in categories else 0.0,
-        "copd": 1.0 if "copd" in categories else 0.0,
-        "malignancy": 1.0 if categories & {"malignancy", "metastatic"} else 0.0,
-        "ed_visits_6m": float(ed_6m),
-        "ed_visits_12m": float(ed_12m),
-        "admissions_12m": float(adm_12m),
-        "outpatient_visits_12m": float(amb_12m),
-        "hemoglobin_low": 1.0 if hb_low else 0.0,
-        "sodium_low": 1.0 if na_low else 0.0,
-        "hba1c_measured": 1.0 if a1c_seen else 0.0,
-        "hba1c_high": 1.0 if a1c_high else 0.0,
-        "glucose_high": 1.0 if glu_high else 0.0,
-        "oncology_discharge": 1.0 if oncology else 0.0,
-        "procedure_during_stay": 1.0 if procedures else 0.0,
-        "procedures_during_stay": float(procedures),
-        "active_medications": float(len(medications)),
-        "condition_count": float(len(condition_codes)),
-        "discharged_to_facility": 1.0 if to_facility else 0.0,
-        "discharged_home_health": 1.0 if dispositions & _HOME_HEALTH else 0.0,
-        "left_against_advice": 1.0 if dispositions & _AGAINST_ADVICE else 0.0,
+        "los_ge_5": float(los_days >= 5),
     }
+    values |= _visit_features(stay, encounters)
+    condition_values, categories, unmapped = _condition_features(
+        stay, grouped.get("Condition") or []
+    )
+    values |= condition_values
+    values |= _lab_features(stay, grouped.get("Observation") or [])
+    values |= _discharge_features(index)
+    values |= _procedure_features(stay, grouped.get("Procedure") or [])
+    values |= _medication_features(stay, grouped.get("MedicationRequest") or [])
     return FeatureVector(
-        values=values,
+        values={name: values[name] for name in FEATURE_NAMES},
         patient_id=pid,
         encounter_id=index_id,
         admitted=admitted,
         discharged=discharged,
-        basis=tuple(dict.fromkeys(basis)),
+        basis=tuple(dict.fromkeys(stay.basis)),
         charlson_categories=categories,
         unmapped_codes=tuple(dict.fromkeys(unmapped)),
     )

@@ -70,7 +70,7 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
     csv_path = shared_data / "diabetes130" / "diabetic_data_dev.csv.gz"
     card = tmp_path / "docs" / "model-card.md"
     code = main(
-        ["train", "--diabetes130", str(csv_path), "--limit", "3000", "--bootstrap", "30",
+        ["train", "--diabetes130", str(csv_path), "--limit", "2000", "--bootstrap", "30",
          "--out", str(tmp_path / "artifacts"), "--card", str(card), "--version", "0.0.1-test",
          "--install", "--quiet"]
     )  # fmt: skip
@@ -98,9 +98,9 @@ def test_train_end_to_end_on_a_subsample(shared_data: Path, tmp_path: Path) -> N
 @pytest.mark.shared_data
 def test_training_is_reproducible(shared_data: Path) -> None:
     csv_path = shared_data / "diabetes130" / "diabetic_data_dev.csv.gz"
-    table = dataset.from_diabetes130(csv_path, limit=1000)
+    table = dataset.from_diabetes130(csv_path, limit=600)
     first = train(table, n_boot=10)
-    second = train(dataset.from_diabetes130(csv_path, limit=1000), n_boot=10)
+    second = train(dataset.from_diabetes130(csv_path, limit=600), n_boot=10)
     assert first.fingerprint == second.fingerprint
     assert first.model == second.model
     assert first.test["model"] == second.test["model"]
@@ -123,3 +123,37 @@ def test_documented_command_reproduces_the_shipped_metrics(shared_data: Path) ->
     assert result.model.to_payload() == dict(shipped.payload)
     for scorer, metrics in result.test.items():
         assert metrics.as_dict() == pytest.approx(shipped.metadata["metrics"][scorer])
+
+
+def test_tables_from_bulk_ndjson_resources(tmp_path: Path) -> None:
+    """Single-resource NDJSON (a store's $export) is regrouped per patient."""
+    from risk_model._fhir import resources_from_bundle
+
+    by_type: dict[str, list[str]] = {}
+    for bundle in demo_bundles(6):
+        resources = resources_from_bundle(bundle)
+        patient_id = resources[0]["id"]
+        for resource in resources:
+            resource = dict(resource)
+            for key in ("subject", "patient"):
+                if key in resource:
+                    resource[key] = {"reference": f"Patient/{patient_id}"}
+            by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource))
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for rtype, lines in by_type.items():
+        (folder / f"{rtype}.000.ndjson").write_text("\n".join(lines) + "\n")
+    from_export = dataset.from_bundles(folder)
+    bundles = tmp_path / "bundles.ndjson"
+    bundles.write_text("\n".join(json.dumps(b) for b in demo_bundles(6)))
+    from_bundles = dataset.from_bundles(bundles)
+    assert sorted(map(tuple, from_export.x.tolist())) == sorted(map(tuple, from_bundles.x.tolist()))
+    assert int(from_export.y.sum()) == int(from_bundles.y.sum())
+
+
+@pytest.mark.shared_data
+def test_tables_from_the_bulk_data_sample(shared_data: Path) -> None:
+    table = dataset.from_bundles(shared_data / "bulk-10-patients")
+    assert table.x.shape[0] > 0
+    assert table.skipped == 0
+    assert len(set(table.patients.tolist())) <= 10
