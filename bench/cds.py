@@ -6,8 +6,9 @@ Scenarios (one client unless stated):
              from a second running instance of our server
   concurrent full prefetch, 32 concurrent clients            throughput (requests/s)
 
-Both servers are real uvicorn processes' worth of app on loopback ports, backed by one embedded
-PostgreSQL. Run: PYTHONPATH=. python bench/cds.py [--requests 500] [--seconds 10]
+Both servers are real uvicorn servers on loopback ports (threads of this process, so they share
+one GIL with the load generator: figures are pessimistic), backed by one embedded PostgreSQL.
+Run on a quiet machine: PYTHONPATH=. python bench/cds.py [--requests 500] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def main() -> None:
     pg = EmbeddedPostgres(work / "pg")
     database_url = pg.start()
     try:
-        fhir_base, _ = start_fhir_server(database_url)
+        fhir_base, ehr_server = start_fhir_server(database_url)
         patients = [p for p in load_patients(fhir_base)]
         key = ec.generate_private_key(ec.SECP384R1())
         kid = "bench"
@@ -222,7 +223,7 @@ def main() -> None:
         app.include_router(
             build_router(settings, Predictor.load(), engine, own_fhir_base=fhir_base)
         )
-        serve(app, port)
+        cds_server = serve(app, port)
         base = f"http://127.0.0.1:{port}"
         signer = Client(base, key, kid)
 
@@ -251,6 +252,9 @@ def main() -> None:
                 print(f"concurrent clients={args.clients} throughput={rate:.0f} requests/s")
 
         asyncio.run(run())
+        for server in (cds_server, ehr_server):
+            server.should_exit = True
+        time.sleep(1.0)
     finally:
         pg.stop()
 

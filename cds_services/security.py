@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ALLOWED_ALGORITHMS = frozenset({"ES384", "RS384"})
 _MIN_RSA_BITS = 2048
 _UNKNOWN_KID_REFRESH_SECONDS = 30.0
+_UNVERIFIED = jwt.PyJWT()  # only to read header and claims before choosing the key
 
 
 class InvalidClientToken(Exception):  # noqa: N818 (reads as a condition)
@@ -141,10 +142,10 @@ class ClientVerifier:
         if token is None:
             raise InvalidClientToken("no bearer token")
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            parts = _UNVERIFIED.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise InvalidClientToken(f"malformed token: {type(exc).__name__}") from exc
+        header, unverified = parts["header"], parts["payload"]
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise InvalidClientToken(f"algorithm {alg!r} not accepted")

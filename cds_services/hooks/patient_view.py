@@ -193,17 +193,15 @@ class PatientViewService:
         request: HookRequest,
         prediction: Prediction,
     ) -> None:
-        await self._store.record_cards(
-            [
-                IssuedCard(
-                    uuid=built.uuid,
-                    tenant=client.tenant,
-                    patient_id=prediction.patient_id,
-                    encounter_id=prediction.encounter_id,
-                    hook_instance=str(request.hookInstance),
-                    indicator=built.indicator,
-                    model_version=prediction.model_version,
-                    suggestion_uuids=built.suggestion_uuids,
-                )
-            ]
+        await self._store.record_card(
+            IssuedCard(
+                uuid=built.uuid,
+                tenant=client.tenant,
+                patient_id=prediction.patient_id,
+                encounter_id=prediction.encounter_id,
+                hook_instance=str(request.hookInstance),
+                indicator=built.indicator,
+                model_version=prediction.model_version,
+                suggestion_uuids=built.suggestion_uuids,
+            )
         )

@@ -230,3 +230,16 @@ async def test_links_outside_the_base_are_not_followed() -> None:
             await fetcher.search(
                 "https://ehr.example.org/fhirx/Condition", "conditions", paged=True
             )
+
+
+def test_gateway_mounts_the_service_behind_client_jwts(live_fhir_server: Any) -> None:
+    """In the composed app every CDS route refuses an unsigned caller with a bare 401."""
+    with httpx.Client(base_url=live_fhir_server.base_url, timeout=30) as client:
+        discovery = client.get("/cds-services")
+        service = client.post("/cds-services/readmission-risk", json={})
+        key = client.get(
+            "/cds-services", headers={"Authorization": f"Bearer {live_fhir_server.keys[TENANT]}"}
+        )
+    for response in (discovery, service, key):
+        assert response.status_code == 401
+        assert response.content == b""
