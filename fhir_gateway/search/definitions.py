@@ -57,7 +57,9 @@ def common_parameters() -> Mapping[str, SearchParamDef]:
 
 @functools.cache
 def searchable_types() -> frozenset[str]:
-    return frozenset(t for t in _document()["parameters"] if t not in {"Resource", "DomainResource"})
+    return frozenset(
+        t for t in _document()["parameters"] if t not in {"Resource", "DomainResource"}
+    )
 
 
 @functools.cache

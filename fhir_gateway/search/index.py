@@ -86,14 +86,18 @@ def _tokens(node: Node) -> Iterator[tuple[str | None, str | None, str | None]]:
         if "coding" in v or ("text" in v and "value" not in v and "code" not in v):
             for coding in v.get("coding") or ():
                 if isinstance(coding, Mapping):
-                    yield _str(coding.get("system")), _str(coding.get("code")), _text(
-                        coding.get("display")
+                    yield (
+                        _str(coding.get("system")),
+                        _str(coding.get("code")),
+                        _text(coding.get("display")),
                     )
             if _text(v.get("text")):
                 yield None, None, _text(v.get("text"))
         elif "value" in v and "code" not in v:
             # Identifier (system|value, type.text) and ContactPoint (system is phone/email/...).
-            type_text = v.get("type", {}).get("text") if isinstance(v.get("type"), Mapping) else None
+            type_text = (
+                v.get("type", {}).get("text") if isinstance(v.get("type"), Mapping) else None
+            )
             yield _str(v.get("system")), _str(v.get("value")), _text(type_text)
         elif "code" in v or "system" in v:
             yield _str(v.get("system")), _str(v.get("code")), _text(v.get("display"))

@@ -106,7 +106,7 @@ class SearchQuery:
 
 
 def split_escaped(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` not preceded by a backslash, then undo the FHIR escapes (\\, \\| \\$ \\\\)."""
+    """Split on ``sep`` where it is not escaped with a backslash; pieces keep their escapes."""
     parts: list[str] = []
     current: list[str] = []
     i = 0
@@ -152,9 +152,7 @@ def _lookup(resource_type: str | None, code: str) -> SearchParamDef | None:
     return search_parameters(resource_type).get(code)
 
 
-def _parse_simple(
-    resource_type: str | None, name: str, value: str, strict: bool
-) -> Filter | None:
+def _parse_simple(resource_type: str | None, name: str, value: str, strict: bool) -> Filter | None:
     """A parameter with an optional modifier, or a chain (``a.b``) — not ``_has``."""
     if name.startswith("_has:"):
         return _parse_has(resource_type, name, value, strict)
@@ -264,9 +262,7 @@ def _parse_include(
     return IncludeSpec(source, definition, target, iterate, reverse)
 
 
-def parse(
-    resource_type: str | None, params: list[tuple[str, str]], *, strict: bool
-) -> SearchQuery:
+def parse(resource_type: str | None, params: list[tuple[str, str]], *, strict: bool) -> SearchQuery:
     """Resolve ``params`` (already URL-decoded pairs) into a SearchQuery, or raise a 400."""
     query = SearchQuery(resource_type)
     for name, value in params:
@@ -289,7 +285,9 @@ def _parse_one(query: SearchQuery, name: str, value: str, strict: bool) -> bool:
             query.sort = _parse_sort(rt, value)
         elif name == "_total":
             if value not in _TOTALS:
-                raise invalid(f"_total must be one of none, estimate, accurate; not '{value}'", [name])
+                raise invalid(
+                    f"_total must be one of none, estimate, accurate; not '{value}'", [name]
+                )
             query.total = value
         elif name == "_summary":
             if value not in _SUMMARIES:

@@ -63,7 +63,9 @@ def _where(
     return " AND ".join(parts)
 
 
-async def find_ids(conn: asyncpg.Connection, tenant: str, resource_type: str, query: str) -> list[str]:
+async def find_ids(
+    conn: asyncpg.Connection, tenant: str, resource_type: str, query: str
+) -> list[str]:
     """Ids matching conditional-interaction criteria; unknown parameters are errors here, because
     ignoring one would widen a conditional update or delete to unintended resources."""
     _check_type(resource_type)
@@ -112,8 +114,14 @@ def _order(exprs: list[SortExpr], backwards: bool) -> str:
     return ", ".join(items)
 
 
+async def _count(conn: asyncpg.Connection, where: str, args: list[Any]) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *args))
+
+
 async def _estimate(conn: asyncpg.Connection, where: str, args: list[Any]) -> int:
-    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", *args)
+    plan = await conn.fetchval(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM resource r WHERE {where}", *args
+    )
     parsed = orjson.loads(plan) if isinstance(plan, str) else plan
     return int(parsed[0]["Plan"]["Plan Rows"])
 
@@ -127,7 +135,8 @@ def _subset(content: str, query: SearchQuery) -> Any:
         resource = {
             k: v
             for k, v in resource.items()
-            if k in keep or any(k.startswith(e) and k[len(e) : len(e) + 1].isupper() for e in query.elements)
+            if k in keep
+            or any(k.startswith(e) and k[len(e) : len(e) + 1].isupper() for e in query.elements)
         }
     else:
         resource.pop("text", None)
@@ -137,7 +146,9 @@ def _subset(content: str, query: SearchQuery) -> Any:
     return resource
 
 
-def _entry(base_url: str, rtype: str, rid: str, content: str, mode: str, query: SearchQuery) -> dict[str, Any]:
+def _entry(
+    base_url: str, rtype: str, rid: str, content: str, mode: str, query: SearchQuery
+) -> dict[str, Any]:
     return {
         "fullUrl": f"{base_url}/{rtype}/{rid}",
         "resource": _subset(content, query),
@@ -162,7 +173,7 @@ async def _include_round(
             if not targets:
                 continue
             sql = Sql(tenant, "")
-            cond = [f"x.tenant = $1", f"x.type = {sql.arg(spec.source_type)}"]
+            cond = ["x.tenant = $1", f"x.type = {sql.arg(spec.source_type)}"]
             if spec.param is not None:
                 cond.append(f"x.param = {sql.arg(spec.param.code)}")
             types, ids = sql.arg([t for t, _ in targets]), sql.arg([i for _, i in targets])
@@ -213,9 +224,51 @@ async def _includes(
     for _ in range(MAX_INCLUDE_ROUNDS):
         if not iterate or not frontier or len(included) >= limit:
             break
-        frontier = await _include_round(conn, tenant, iterate, frontier, seen, limit - len(included))
+        frontier = await _include_round(
+            conn, tenant, iterate, frontier, seen, limit - len(included)
+        )
         included.extend(frontier)
     return included
+
+
+def _page_statement(
+    sql: Sql, query: SearchQuery, where: str, count: int
+) -> tuple[str, list[SortExpr], bool]:
+    """The SELECT for one page: sort keys as text columns for the cursor, one row extra to
+    learn whether another page follows."""
+    exprs = [sort_expression(sql, key, "r") for key in query.sort]
+    backwards = False
+    page_where = where
+    if query.page is not None:
+        values, rid, direction = _decode_cursor(query.page, len(exprs))
+        backwards = direction == "p"
+        page_where += " AND " + _keyset(sql, exprs, values, rid, backwards)
+    key_cols = "".join(f", ({e.sql})::text AS k{i}" for i, e in enumerate(exprs))
+    stmt = (
+        f"SELECT r.rid, r.type, r.id, r.content{key_cols} FROM resource r WHERE {page_where} "
+        f"ORDER BY {_order(exprs, backwards)} LIMIT {sql.arg(count + 1)}"
+    )
+    return stmt, exprs, backwards
+
+
+async def explain(
+    conn: asyncpg.Connection,
+    tenant: str,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    *,
+    analyze: bool = False,
+    count: int = 50,
+) -> str:
+    """The plan of a search's page query (for benchmarks and index checks)."""
+    _check_type(resource_type)
+    query = parse(resource_type, params, strict=True)
+    sql = Sql(tenant, "")
+    where = _where(sql, query, "r", None)
+    stmt, _, _ = _page_statement(sql, query, where, query.count or count)
+    options = "ANALYZE, BUFFERS, " if analyze else ""
+    rows = await conn.fetch(f"EXPLAIN ({options}FORMAT TEXT) {stmt}", *sql.args)
+    return "\n".join(r[0] for r in rows)
 
 
 def _link(url: str, params: list[tuple[str, str]]) -> str:
@@ -255,23 +308,11 @@ async def search_bundle(
     }
     links = [{"relation": "self", "url": _link(path, query.used)}]
     if query.summary == "count" or count == 0:
-        total = await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args)
-        bundle["total"] = int(total)
+        bundle["total"] = await _count(conn, where, where_args)
         bundle["link"] = links
         return bundle
 
-    exprs = [sort_expression(sql, key, "r") for key in query.sort]
-    backwards = False
-    page_where = where
-    if query.page is not None:
-        values, rid, direction = _decode_cursor(query.page, len(exprs))
-        backwards = direction == "p"
-        page_where += " AND " + _keyset(sql, exprs, values, rid, backwards)
-    key_cols = "".join(f", ({e.sql})::text AS k{i}" for i, e in enumerate(exprs))
-    stmt = (
-        f"SELECT r.rid, r.type, r.id, r.content{key_cols} FROM resource r WHERE {page_where} "
-        f"ORDER BY {_order(exprs, backwards)} LIMIT {sql.arg(count + 1)}"
-    )
+    stmt, exprs, backwards = _page_statement(sql, query, where, count)
     rows = list(await conn.fetch(stmt, *sql.args))
     more = len(rows) > count
     rows = rows[:count]
@@ -285,7 +326,7 @@ async def search_bundle(
         if query.page is None and not more:
             total = len(rows)
         else:
-            total = int(await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args))
+            total = await _count(conn, where, where_args)
     if total is not None:
         bundle["total"] = total
 
@@ -297,13 +338,25 @@ async def search_bundle(
     has_next = more if not backwards else query.page is not None
     has_prev = (query.page is not None) if not backwards else more
     if rows and has_prev:
-        links.append({"relation": "previous", "url": _link(path, [*link_params, ("_page", cursor(rows[0], "p"))])})
+        links.append(
+            {
+                "relation": "previous",
+                "url": _link(path, [*link_params, ("_page", cursor(rows[0], "p"))]),
+            }
+        )
     if rows and has_next:
-        links.append({"relation": "next", "url": _link(path, [*link_params, ("_page", cursor(rows[-1], "n"))])})
+        links.append(
+            {
+                "relation": "next",
+                "url": _link(path, [*link_params, ("_page", cursor(rows[-1], "n"))]),
+            }
+        )
     bundle["link"] = links
 
     entries = [_entry(base_url, r["type"], r["id"], r["content"], "match", query) for r in rows]
     included = await _includes(conn, tenant, query, rows, max_count)
-    entries.extend(_entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included)
+    entries.extend(
+        _entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included
+    )
     bundle["entry"] = entries
     return bundle

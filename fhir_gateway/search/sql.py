@@ -167,7 +167,9 @@ def _value_predicate(sql: Sql, flt: ParamFilter, x: str, raw: str) -> str:
 def _token(sql: Sql, flt: ParamFilter, x: str, raw: str) -> str:
     if flt.modifier == "text":
         text = _like_escape(normalise(unescape(raw)))
-        return f"({x}.text LIKE {sql.arg(text + '%')} OR {x}.text LIKE {sql.arg('% ' + text + '%')})"
+        return (
+            f"({x}.text LIKE {sql.arg(text + '%')} OR {x}.text LIKE {sql.arg('% ' + text + '%')})"
+        )
     parts = split_escaped(raw, "|")
     if len(parts) == 1:
         return f"{x}.code = {sql.arg(unescape(parts[0]))}"
@@ -343,7 +345,13 @@ class SortExpr:
 
 
 _SORT_COLUMNS = {
-    "date": ("idx_date", "low", "timestamptz", "'infinity'::timestamptz", "'-infinity'::timestamptz"),
+    "date": (
+        "idx_date",
+        "low",
+        "timestamptz",
+        "'infinity'::timestamptz",
+        "'-infinity'::timestamptz",
+    ),
     "string": ("idx_string", "value", "text", "chr(1114111)", "''"),
     "token": ("idx_token", "code", "text", "chr(1114111)", "''"),
     "uri": ("idx_token", "code", "text", "chr(1114111)", "''"),

@@ -20,7 +20,9 @@ UCUM = "http://unitsofmeasure.org"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
-def _cc(system: str, code: str, display: str | None = None, text: str | None = None) -> dict[str, Any]:
+def _cc(
+    system: str, code: str, display: str | None = None, text: str | None = None
+) -> dict[str, Any]:
     coding: dict[str, Any] = {"system": system, "code": code}
     if display:
         coding["display"] = display
@@ -99,12 +101,17 @@ def resources() -> dict[str, dict[str, Any]]:
         },
         "cA1": {
             "resourceType": "Condition",
-            "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "active"),
+            "clinicalStatus": _cc(
+                "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+            ),
             "verificationStatus": _cc(
                 "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"
             ),
             "category": [
-                _cc("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")
+                _cc(
+                    "http://terminology.hl7.org/CodeSystem/condition-category",
+                    "encounter-diagnosis",
+                )
             ],
             "code": _cc(SNOMED, "44054006", "Diabetes mellitus type 2", "Type 2 diabetes"),
             "subject": {"reference": "{pA}"},

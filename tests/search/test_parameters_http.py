@@ -223,7 +223,9 @@ CASES: list[tuple[str, str, set[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("rtype", "query", "expected"), CASES, ids=[f"{c[0]}?{c[1]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("rtype", "query", "expected"), CASES, ids=[f"{c[0]}?{c[1]}" for c in CASES]
+)
 def test_search_matches_exactly(
     app_client: httpx.Client, data: Loaded, rtype: str, query: str, expected: set[str]
 ) -> None:

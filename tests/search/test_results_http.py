@@ -37,7 +37,9 @@ def order(data: Loaded, bundle: dict[str, Any]) -> list[str]:
 # --- includes ---------------------------------------------------------------------------------
 
 
-def test_include_adds_referenced_resources_marked_include(app_client: httpx.Client, data: Loaded) -> None:
+def test_include_adds_referenced_resources_marked_include(
+    app_client: httpx.Client, data: Loaded
+) -> None:
     b = get(app_client, data, "/Condition", "patient={pA}&_include=Condition:encounter")
     assert data.found(b) == {"cA1"}
     assert data.found(b, "include") == {"eA1"}
@@ -51,7 +53,9 @@ def test_include_with_target_type(app_client: httpx.Client, data: Loaded) -> Non
     assert data.found(b, "include") == set()
 
 
-def test_include_of_another_type_is_ignored_unless_strict(app_client: httpx.Client, data: Loaded) -> None:
+def test_include_of_another_type_is_ignored_unless_strict(
+    app_client: httpx.Client, data: Loaded
+) -> None:
     b = get(app_client, data, "/Condition", "patient={pA}&_include=Observation:encounter")
     assert data.found(b, "include") == set()
     r = app_client.get(
@@ -109,7 +113,9 @@ def test_sort_by_several_keys(app_client: httpx.Client, data: Loaded) -> None:
     assert order(data, b) == ["oA1", "oA2", "oC1", "oB1"]
 
 
-def test_sort_missing_values_last_in_both_directions(app_client: httpx.Client, data: Loaded) -> None:
+def test_sort_missing_values_last_in_both_directions(
+    app_client: httpx.Client, data: Loaded
+) -> None:
     assert order(data, get(app_client, data, "/Patient", "_sort=birthdate"))[-1] == "pC"
     assert order(data, get(app_client, data, "/Patient", "_sort=-birthdate")) == ["pB", "pA", "pC"]
 
@@ -145,7 +151,10 @@ def test_elements_subsets_and_marks_the_resource(app_client: httpx.Client, data:
     res = b["entry"][0]["resource"]
     assert res["name"][0]["family"] == "Müller" and res["birthDate"] == "1970-05-02"
     assert "gender" not in res and "identifier" not in res
-    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"} in res["meta"]["tag"]
+    assert {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED",
+    } in res["meta"]["tag"]
 
 
 def test_elements_keeps_choice_elements(app_client: httpx.Client, data: Loaded) -> None:
@@ -161,7 +170,10 @@ def test_summary_data_drops_narrative(app_client: httpx.Client) -> None:
         json={
             "resourceType": "Patient",
             "meta": {"tag": [{"system": "urn:t", "code": tag}]},
-            "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
+            "text": {
+                "status": "generated",
+                "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+            },
             "gender": "other",
         },
     )
@@ -208,7 +220,9 @@ def _ids(bundle: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("sort", [None, "family", "-family", "-_lastUpdated,family"])
-def test_paging_is_stable_while_resources_are_written(app_client: httpx.Client, sort: str | None) -> None:
+def test_paging_is_stable_while_resources_are_written(
+    app_client: httpx.Client, sort: str | None
+) -> None:
     tag = uuid.uuid4().hex
     families = ["Adams", "Baker", "Clark", "Davis", "Evans", "Fox", "Grant"]
     original = {_create(app_client, tag, f) for f in families}
@@ -262,7 +276,9 @@ def test_count_is_capped_and_zero_gives_total_only(app_client: httpx.Client, dat
 # --- strict handling and links ----------------------------------------------------------------
 
 
-def test_unknown_parameters_are_ignored_and_left_out_of_self(app_client: httpx.Client, data: Loaded) -> None:
+def test_unknown_parameters_are_ignored_and_left_out_of_self(
+    app_client: httpx.Client, data: Loaded
+) -> None:
     b = get(app_client, data, "/Patient", "gender=male&unknown-thing=1")
     assert data.found(b) == {"pB"}
     selflink = _link(b, "self") or ""
@@ -278,9 +294,7 @@ def test_strict_handling_rejects_unknown_parameters(app_client: httpx.Client) ->
     assert r.status_code == 400
     issue = r.json()["issue"][0]
     assert issue["expression"] == ["unknown-thing"]
-    r = app_client.get(
-        "/Patient", params={"gender": "male"}, headers={"Prefer": "handling=strict"}
-    )
+    r = app_client.get("/Patient", params={"gender": "male"}, headers={"Prefer": "handling=strict"})
     assert r.status_code == 200
 
 
@@ -310,7 +324,9 @@ def test_post_search_with_form_body(app_client: httpx.Client, data: Loaded) -> N
 
 def test_patient_compartment(app_client: httpx.Client, data: Loaded) -> None:
     assert data.found(get(app_client, data, "/Patient/{pA}/Observation", "")) == {"oA1", "oA2"}
-    assert data.found(get(app_client, data, "/Patient/{pA}/Encounter", "status=finished")) == {"eA1"}
+    assert data.found(get(app_client, data, "/Patient/{pA}/Encounter", "status=finished")) == {
+        "eA1"
+    }
     assert data.found(get(app_client, data, "/Patient/{pB}/Condition", "")) == {"cB1"}
     assert data.found(get(app_client, data, "/Patient/{pC}/Procedure", "")) == set()
 
