@@ -107,8 +107,9 @@ async def _load_async(url: str, tasks: list[tuple[int, str, int]]) -> dict[str, 
     count = 0
     try:
         for k, path, rid_base in tasks:
-            bundle = orjson.loads(gzip.decompress(Path(path).read_bytes()))
-            resources = replicate(bundle, k, Path(path).name)
+            # A worker process with nothing else on its loop: blocking reads are fine here.
+            raw = Path(path).read_bytes()  # noqa: ASYNC240
+            resources = replicate(orjson.loads(gzip.decompress(raw)), k, Path(path).name)
             rows: list[tuple[Any, ...]] = []
             idx: dict[str, list[tuple[Any, ...]]] = {t: [] for t in INDEX_TABLES}
             sample: dict[str, Any] = {"observations": [], "encounters": 0, "conditions": 0}
@@ -128,7 +129,11 @@ async def _load_async(url: str, tasks: list[tuple[int, str, int]]) -> dict[str, 
                 idx["idx_quantity"].extend(head + r for r in ex.quantity)
                 if rtype == "Patient":
                     ident = next(
-                        (x for x in res.get("identifier", []) if x.get("system") and x.get("value")),
+                        (
+                            x
+                            for x in res.get("identifier", [])
+                            if x.get("system") and x.get("value")
+                        ),
                         None,
                     )
                     sample["patient"] = res["id"]
@@ -194,9 +199,11 @@ def load(url: str, n_resources: int, workers: int) -> list[dict[str, Any]]:
     files = sorted((shared_data() / "synthea-r4").glob("*.json.gz"))
     if not files:
         raise SystemExit("shared data synthea-r4 not found (set FHIR_GATEWAY_SHARED_DATA)")
-    per_replica = sum(
-        len(orjson.loads(gzip.decompress(f.read_bytes()))["entry"]) for f in files[:5]
-    ) * len(files) / 5
+    per_replica = (
+        sum(len(orjson.loads(gzip.decompress(f.read_bytes()))["entry"]) for f in files[:5])
+        * len(files)
+        / 5
+    )
     replicas = max(1, round(n_resources / per_replica))
     tasks = [
         (k, str(f), (k * len(files) + j + 1) * RID_BLOCK)
@@ -306,7 +313,8 @@ def measure(base: str, makers: dict[str, Any], n: int) -> dict[str, dict[str, fl
                 "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
                 "mean_entries": entries / n,
             }
-            print(f"{name:48s} p50 {results[name]['p50_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms")
+            p50, p99 = results[name]["p50_ms"], results[name]["p99_ms"]
+            print(f"{name:48s} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
     return results
 
 
@@ -344,12 +352,120 @@ async def baseline_scan(url: str, samples: list[dict[str, Any]], n: int) -> dict
     return {"p50_ms": statistics.median(times), "p99_ms": times[-1]}
 
 
+def _put_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    entries = [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        for r in resources
+    ]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _peer_samples(resources: list[dict[str, Any]]) -> dict[str, Any] | None:
+    sample: dict[str, Any] = {"observations": []}
+    for res in resources:
+        if res["resourceType"] == "Patient":
+            sample["patient"] = res["id"]
+            ident = next((x for x in res.get("identifier", []) if x.get("system")), None)
+            if ident:
+                sample["identifier"] = f"{ident['system']}|{ident['value']}"
+        elif res["resourceType"] == "Observation" and "effectiveDateTime" in res:
+            coding = res.get("code", {}).get("coding", [{}])[0]
+            sample["observations"].append(
+                (coding.get("system"), coding.get("code"), res["effectiveDateTime"][:4])
+            )
+    return sample if "identifier" in sample and sample["observations"] else None
+
+
+def peer_sekmet(command: str, n_resources: int, n: int) -> dict[str, Any]:
+    """The same query set against sekmet-fhir (FastAPI + SQLite), loaded over its REST API."""
+    port = _free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sekmet-"))
+    base = f"http://127.0.0.1:{port}/fhir"
+    env = {
+        **os.environ,
+        "SEKMET_DB": str(workdir / "sekmet.db"),
+        "SEKMET_PORT": str(port),
+        "SEKMET_BASE_URL": base,
+        "SEKMET_CONFIG": str(workdir / "settings.yaml"),
+    }
+    proc = subprocess.Popen(
+        [command, "serve", "--port", str(port)],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                httpx.get(base + "/metadata", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit("sekmet-fhir did not start") from None
+                time.sleep(0.5)
+        files = sorted((shared_data() / "synthea-r4").glob("*.json.gz"))
+        samples = []
+        loaded = 0
+        started = time.perf_counter()
+        with httpx.Client(base_url=base, timeout=600) as client:
+            k = 0
+            while loaded < n_resources:
+                for f in files:
+                    bundle = orjson.loads(gzip.decompress(f.read_bytes()))
+                    resources = replicate(bundle, 1000 + k, f.name)
+                    r = client.post(
+                        "",
+                        content=orjson.dumps(_put_bundle(resources)),
+                        headers={"Content-Type": "application/fhir+json"},
+                    )
+                    if r.status_code >= 300:
+                        print(f"sekmet-fhir refused {f.name}: HTTP {r.status_code}")
+                        continue
+                    loaded += len(resources)
+                    if (sample := _peer_samples(resources)) is not None:
+                        samples.append(sample)
+                    if loaded >= n_resources:
+                        break
+                k += 1
+        rate = loaded / (time.perf_counter() - started)
+        print(f"sekmet-fhir: loaded {loaded:,} resources at {rate:,.0f}/s")
+        results: dict[str, Any] = {}
+        makers = queries(samples, random.Random(7))
+        with httpx.Client(base_url=base, timeout=60) as client:
+            for name, make in makers.items():
+                times, failures = [], 0
+                for _ in range(n):
+                    rtype, params = make()
+                    t = time.perf_counter()
+                    r = client.get(f"/{rtype}", params=params)
+                    times.append((time.perf_counter() - t) * 1000)
+                    failures += r.status_code != 200
+                times.sort()
+                results[name] = {
+                    "p50_ms": statistics.median(times),
+                    "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+                    "failed": failures,
+                }
+                print(
+                    f"sekmet-fhir {name:40s} p50 {results[name]['p50_ms']:7.2f} ms "
+                    f"p99 {results[name]['p99_ms']:7.2f} ms  failed {failures}/{n}"
+                )
+        return {"resources": loaded, "load_per_s": rate, "queries": results}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--resources", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--samples", type=int, default=300, help="requests per query")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sekmet", default=None, help="sekmet executable, for the peer ratio")
+    parser.add_argument("--sekmet-resources", type=int, default=22_000)
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "search.json")
     args = parser.parse_args()
 
@@ -378,6 +494,15 @@ def main() -> int:
         for name, plan in explained.items():
             print(f"\n--- EXPLAIN ANALYZE: {name}\n{plan}")
         total = asyncio.run(_count(url))
+        peer = None
+        if args.sekmet:
+            server.terminate()
+            server.wait(30)
+            server = None
+            peer = peer_sekmet(args.sekmet, args.sekmet_resources, min(args.samples, 100))
+            for name, ours in results.items():
+                theirs = peer["queries"][name]["p50_ms"]
+                print(f"ratio p50 sekmet/ours {name:40s} {theirs / ours['p50_ms']:6.1f}x")
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(
             json.dumps(
@@ -387,6 +512,7 @@ def main() -> int:
                     "queries": results,
                     "baseline_json_scan": scan,
                     "plans": explained,
+                    "sekmet_fhir": peer,
                 },
                 indent=1,
             )
