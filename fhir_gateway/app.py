@@ -18,6 +18,8 @@ from fhir_gateway.api import bundle, metadata, rest
 from fhir_gateway.api import errors as error_handlers
 from fhir_gateway.api.deps import check_format, get_principal
 from fhir_gateway.auth.api_keys import ApiKeyRegistry, parse_env_keys
+from fhir_gateway.observability import metrics
+from fhir_gateway.observability.logging import RequestContextMiddleware
 from fhir_gateway.settings import Settings
 from fhir_gateway.state import AppState
 from fhir_gateway.store.db import Database
@@ -42,12 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = Database(settings.database_url, pool_size=settings.db_pool_size)
     state = AppState(settings=settings, db=db)
     state.api_keys = ApiKeyRegistry(parse_env_keys(settings.api_keys))
+    # Loaded before the routers are built: the CDS service and the operations share this instance.
+    state.predictor = _load_predictor(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with db.connection() as conn:
             await state.api_keys.load_from_db(conn)
-        state.predictor = _load_predictor(settings)
+        if state.predictor is not None:
+            metrics.set_model_info(state.predictor.version, state.predictor.sha256)
         worker = None
         if state.predictor is not None and settings.score_discharges:
             from fhir_gateway.scoring.worker import ScoringWorker
@@ -75,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = state
     error_handlers.install(app)
+    metrics.instrument(app)
+    app.add_middleware(RequestContextMiddleware)
 
     public = APIRouter(prefix="/fhir", dependencies=[Depends(check_format)])
     public.include_router(metadata.router)
@@ -99,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(check_format), Depends(get_principal)],
     )
 
+    _mount_cds(app, settings, state)
+
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -106,19 +115,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", include_in_schema=False)
     async def ready() -> Response:
         reasons = []
+        db_up = True
         try:
             async with db.connection() as conn:
                 if not await at_head(conn):
                     reasons.append("database migrations are not at head")
         except Exception:  # any connection failure means not ready
             reasons.append("database unreachable")
+            db_up = False
         if state.predictor is None:
             reasons.append("model not loaded")
+        metrics.set_dependency_up("database", db_up)
+        metrics.set_dependency_up("model", state.predictor is not None)
+        metrics.set_db_pool_in_use(db.pool_in_use())
         if reasons:
             return JSONResponse({"status": "unavailable", "reasons": reasons}, 503)
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _mount_cds(app: FastAPI, settings: Settings, state: AppState) -> None:
+    """CDS Hooks shares the process, the model and the database, but not the FHIR tables."""
+    if state.predictor is None:
+        return
+    from starlette.middleware.cors import CORSMiddleware
+
+    from cds_services.config import CdsSettings
+    from cds_services.router import build_router, cors_middleware_options
+
+    cds_settings = CdsSettings(
+        host=settings.host, port=settings.port, public_base_url=settings.public_base_url
+    )
+
+    def observe(prediction: Any, seconds: float) -> None:
+        metrics.record_prediction(prediction.band, prediction.model_version, seconds)
+
+    app.include_router(
+        build_router(
+            cds_settings,
+            state.predictor,
+            state.db.engine,
+            own_fhir_base=settings.fhir_base_url(),
+            on_prediction=observe,
+        )
+    )
+    app.add_middleware(CORSMiddleware, **cors_middleware_options(cds_settings))
 
 
 def _include_optional(parent: APIRouter, module: str, attr: str) -> None:

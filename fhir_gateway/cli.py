@@ -38,6 +38,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fhir_gateway.bootstrap import load_demo, prepare
+    from fhir_gateway.observability.logging import uvicorn_log_config
+    from fhir_gateway.observability.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir()
 
     settings = _settings(args)
     url, embedded = _database(settings)
@@ -61,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            log_config=uvicorn_log_config(settings.log_level),
             timeout_graceful_shutdown=20,
         )
     finally:

@@ -1,37 +1,17 @@
-"""Domain counters the request path bumps, resolved lazily so the store works without metrics."""
+"""Domain counters the request path bumps, kept behind small functions so callers stay terse."""
 
 from __future__ import annotations
 
-from typing import Any
-
-
-def _metrics() -> Any:
-    try:
-        from fhir_gateway.observability import metrics
-    except ImportError:
-        return None
-    return metrics
+from fhir_gateway.observability import metrics
 
 
 def count_bundle_entries(bundle_type: str, n: int) -> None:
-    m = _metrics()
-    if m is not None and hasattr(m, "BUNDLE_ENTRIES"):
-        m.BUNDLE_ENTRIES.labels(bundle_type=bundle_type).inc(n)
+    metrics.count_bundle_entries(bundle_type, n)
 
 
 def count_rollback() -> None:
-    m = _metrics()
-    if m is not None and hasattr(m, "TRANSACTION_ROLLBACKS"):
-        m.TRANSACTION_ROLLBACKS.inc()
+    metrics.count_transaction_rollback()
 
 
 def observe_prediction(band: str, model_version: str, seconds: float) -> None:
-    m = _metrics()
-    if m is None:
-        return
-    counter = getattr(m, "PREDICTIONS", None)
-    if counter is not None:
-        counter.labels(band=band, model_version=model_version).inc()
-    latency = getattr(m, "PREDICTION_LATENCY", None)
-    if latency is not None:
-        latency.observe(seconds)
+    metrics.record_prediction(band, model_version, seconds)

@@ -11,7 +11,13 @@ from fhir_gateway.api.deps import PrincipalDep, StateDep, read_body
 from fhir_gateway.api.responses import fhir_json
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.models import resource_types
-from fhir_gateway.operations.registry import REGISTRY, OperationContext, find, load_all
+from fhir_gateway.operations.registry import (
+    PRIMITIVES,
+    REGISTRY,
+    OperationContext,
+    find,
+    load_all,
+)
 from fhir_gateway.store.repository import Repository
 
 router = APIRouter()
@@ -73,6 +79,8 @@ async def _dispatch(
     for name, values in params.items():
         if name not in declared:
             raise errors.invalid(f"${code} has no parameter '{name}'", [name])
+        if request.method == "GET" and declared[name].type not in PRIMITIVES:
+            raise errors.invalid(f"'{name}' is a {declared[name].type}: send it with POST", [name])
         if declared[name].max == "1" and len(values) > 1:
             raise errors.invalid(f"${code} takes at most one '{name}'", [name])
     for p in declared.values():

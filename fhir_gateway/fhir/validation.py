@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_gateway.fhir.models import model_class, resource_types
-from fhir_gateway.fhir.validation_compile import Issues, Registry
+from fhir_gateway.fhir.validation_compile import Registry
+from fhir_gateway.fhir.validation_detail import Issues
 
 __all__ = ["ValidationIssue", "known_resource_types", "validate_resource"]
 
@@ -48,7 +49,7 @@ def validate_resource(
     ``resource_type``, when given, is the type the caller expects (the URL's type): the
     resource's own ``resourceType`` must equal it.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return [ValidationIssue("", "expected a JSON object", "structure")]
     declared = data.get("resourceType")
     where = resource_type or "Resource"
@@ -65,8 +66,15 @@ def validate_resource(
         message = f"resourceType {declared!r} does not match the expected {resource_type!r}"
         return [ValidationIssue(f"{resource_type}.resourceType", message, "invalid")]
     body = data if type(data) is dict else dict(data)
+    validator = registry.resource(declared)
     out: Issues = []
-    registry.resource(declared).check(body, declared, out)
+    try:
+        if validator.ok(body):
+            return []
+        validator.check(body, declared, out)
+    except RecursionError:
+        # One Python frame per nesting level: absurdly deep JSON is refused, not a server error.
+        return [ValidationIssue(declared, "elements are nested too deeply", "structure")]
     return [ValidationIssue(render_path(path), message, code) for path, message, code in out]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 PrimitiveCheck = Callable[[Any], str | None]
 
 # R4 datatypes page, "Regex" column; anchored by fullmatch below.
+_STRING_CHARS = re.compile(r"[ \r\n\t\S]+")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
 _URI = re.compile(r"\S+")
@@ -52,6 +53,8 @@ def _string(v: Any) -> str | None:
         return "empty string is not a value"
     if len(v) > MAX_STRING_LENGTH:
         return "string longer than 1,048,576 characters"
+    if not v.isprintable() and _STRING_CHARS.fullmatch(v) is None:
+        return "whitespace other than space, tab, CR and LF"
     return None
 
 
@@ -175,3 +178,39 @@ PRIMITIVE_CHECKS: dict[str, PrimitiveCheck] = {
     "instant": _dated(_INSTANT, "instant"),
     "time": _pattern(_TIME, "time"),
 }
+
+
+class MemoizedPrimitive:
+    """A primitive check that remembers the strings it has accepted.
+
+    Codes, code systems, URLs and timestamps repeat across the resources of a Bundle, so a set
+    lookup replaces most regular-expression matches. The set is bounded and simply cleared when
+    full; only accepted strings are stored, so it can never turn a bad value into a good one.
+    """
+
+    __slots__ = ("check", "known")
+    LIMIT = 20_000
+
+    def __init__(self, check: PrimitiveCheck) -> None:
+        self.check = check
+        self.known: set[str] = set()
+
+    def accepts(self, value: Any) -> bool:
+        if self.check(value) is not None:
+            return False
+        if type(value) is str:
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            self.known.add(value)
+        return True
+
+
+_MEMOS: dict[str, MemoizedPrimitive] = {}
+
+
+def memoized(primitive: str) -> MemoizedPrimitive:
+    """The shared memoized check of one primitive type."""
+    memo = _MEMOS.get(primitive)
+    if memo is None:
+        memo = _MEMOS[primitive] = MemoizedPrimitive(PRIMITIVE_CHECKS[primitive])
+    return memo

@@ -3,8 +3,8 @@
 The pydantic models already encode the R4B StructureDefinitions (element names, JSON aliases,
 cardinality, required elements, choice groups, primitive types). Reading them once, instead of
 running them on every resource, lets the fast validator agree with the models by construction
-while never building a model object. Everything here is plain data; compiling it into checks is
-``validation_compile``'s job.
+while never building a model object. Everything here is plain data; ``validation_plan`` turns it
+into the tables the compiled checks (``validation_fast``, ``validation_detail``) run on.
 """
 
 from __future__ import annotations

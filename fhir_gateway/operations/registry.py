@@ -81,8 +81,13 @@ class Operation:
 
     @property
     def allows_get(self) -> bool:
+        """GET is offered when the operation changes nothing and has primitive inputs to pass.
+
+        Resource-valued inputs can only travel in a POSTed Parameters body; GET simply cannot
+        carry them (``_dispatch`` refuses them by name).
+        """
         inputs = [p for p in self.parameters if p.use == "in"]
-        return not self.affects_state and all(p.type in PRIMITIVES for p in inputs)
+        return not self.affects_state and (not inputs or any(p.type in PRIMITIVES for p in inputs))
 
     def applies(self, resource_type: str | None, level: str) -> bool:
         if level == "system":

@@ -173,6 +173,12 @@ MUTATIONS: list[tuple[str, Any, str, str]] = [
     ),
     ("bad id", lambda p: p.__setitem__("id", "bad id!"), "Patient.id", "value"),
     (
+        "string of form feeds",
+        lambda p: p["name"][0].__setitem__("family", "\x0c\x0c"),
+        "Patient.name[0].family",
+        "value",
+    ),
+    (
         "bad instant",
         lambda p: p["meta"].__setitem__("lastUpdated", "2024-01-02"),
         "Patient.meta.lastUpdated",
@@ -317,6 +323,18 @@ def test_known_resource_types_are_the_served_types() -> None:
 # Cases where R4 (4.0.1) and the fhir.resources R4B models disagree; ADR 0002 lists each.
 # The models are lenient here; the validator follows R4.
 ORACLE_MORE_LENIENT: list[tuple[str, Any, str]] = [
+    (
+        "primitive array and its extensions of unequal length",
+        lambda p: p["name"][0].__setitem__(
+            "_given", [{"extension": [{"url": "http://example.org/x", "valueString": "y"}]}]
+        ),
+        "Patient.name[0]._given",
+    ),
+    (
+        "string over 1 MB",
+        lambda p: p["name"][0].__setitem__("family", "x" * (1024 * 1024 + 1)),
+        "Patient.name[0].family",
+    ),
     ("boolean given as a string", lambda p: p.__setitem__("active", "true"), "Patient.active"),
     (
         "integer given as a string",
@@ -361,7 +379,7 @@ ORACLE_MORE_LENIENT: list[tuple[str, Any, str]] = [
     (
         "null in a primitive array without extension",
         lambda p: p["name"][0].__setitem__("given", ["Peter", None]),
-        "Patient.name[0].given",
+        "Patient.name[0].given[1]",
     ),
 ]
 
@@ -384,3 +402,113 @@ def test_resource_without_resource_type_is_accepted_only_by_the_models() -> None
     del patient["resourceType"]
     assert model_class("Patient").model_validate(patient) is not None
     assert validate_resource(patient, "Patient")[0].code == "required"
+
+
+def ext_value(key: str, value: Any) -> dict[str, Any]:
+    patient = copy.deepcopy(PATIENT)
+    patient["extension"] = [{"url": "http://example.org/x", key: value}]
+    return patient
+
+
+# Cases where the models are stricter than R4; the validator follows R4 (ADR 0002).
+ORACLE_STRICTER: list[tuple[str, dict[str, Any]]] = [
+    (
+        "uuid that is not version 4",
+        ext_value("valueUuid", "urn:uuid:c757873d-ec9a-1326-a141-556f43239520"),
+    ),
+]
+
+# Cases where the two read a value differently; the validator follows R4 (ADR 0002).
+ORACLE_DIFFERENT: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "uuid without its urn:uuid: prefix",
+        ext_value("valueUuid", "c757873d-ec9a-4326-a141-556f43239520"),
+        "Patient.extension[0].valueUuid",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "resource", [c[1] for c in ORACLE_STRICTER], ids=[c[0] for c in ORACLE_STRICTER]
+)
+def test_documented_cases_where_the_models_are_stricter(resource: dict[str, Any]) -> None:
+    assert not oracle_accepts(resource), "the models became lenient: update ADR 0002"
+    assert validate_resource(resource) == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "expression"),
+    [c[1:] for c in ORACLE_DIFFERENT],
+    ids=[c[0] for c in ORACLE_DIFFERENT],
+)
+def test_documented_cases_where_only_r4_rejects(resource: dict[str, Any], expression: str) -> None:
+    assert oracle_accepts(resource), "the models changed: update ADR 0002"
+    assert expression in issues_at(resource)
+
+
+def test_every_issue_is_reported_not_only_the_first() -> None:
+    patient = copy.deepcopy(PATIENT)
+    patient["gender"] = 1
+    patient["birthDate"] = "1974-13-01"
+    patient["name"][0]["given"][1] = ""
+    patient["colour"] = "green"
+    assert set(issues_at(patient)) == {
+        "Patient.gender",
+        "Patient.birthDate",
+        "Patient.name[0].given[1]",
+        "Patient.colour",
+    }
+
+
+def test_a_mapping_that_is_not_a_dict_is_accepted() -> None:
+    from types import MappingProxyType
+
+    assert validate_resource(MappingProxyType(OBSERVATION)) == []
+
+
+def test_remembered_values_stay_bounded_and_never_admit_bad_ones() -> None:
+    from fhir_gateway.fhir.validation_primitives import memoized
+
+    memo = memoized("code")
+    for i in range(memo.LIMIT + 10):
+        assert memo.accepts(f"code-{i}")
+    assert 0 < len(memo.known) <= memo.LIMIT
+    assert not memo.accepts("two  spaces")
+    assert "two  spaces" not in memo.known
+
+
+def test_absurdly_deep_nesting_is_an_issue_not_a_crash() -> None:
+    patient = copy.deepcopy(PATIENT)
+    extension: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "x"}
+    for _ in range(5000):
+        extension = {"url": "http://example.org/nest", "extension": [extension]}
+    patient["extension"] = [extension]
+    issues = validate_resource(patient)
+    assert [(i.expression, i.code) for i in issues] == [("Patient", "structure")]
+
+
+def test_minimal_resource_of_every_type_agrees_with_the_models() -> None:
+    """Compiles every served type and checks its required elements against the models."""
+    rejected = 0
+    for name in sorted(known_resource_types()):
+        minimal = {"resourceType": name, "id": "x"}
+        issues = validate_resource(minimal)
+        assert (issues == []) == oracle_accepts(minimal), (name, issues)
+        assert all(issue.code == "required" for issue in issues), (name, issues)
+        rejected += bool(issues)
+    assert rejected > 50  # most types have required elements
+
+
+def test_required_choice_element() -> None:
+    request: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/example-1"},
+        "medicationCodeableConcept": {"text": "aspirin"},
+    }
+    assert validate_resource(request) == []
+    del request["medicationCodeableConcept"]
+    found = issues_at(request)
+    assert found["MedicationRequest.medication[x]"].code == "required"
+    assert not oracle_accepts(request)
