@@ -243,7 +243,10 @@ def _parse_include(
     reverse = base == "_revinclude"
     iterate = modifier in {"iterate", "recurse"}
     if value == "*":
-        if resource_type is None:
+        # "_include=*" follows every reference of the matches; a reverse "*" names no source
+        # type to look in, so it is treated as unsupported.
+        if resource_type is None or reverse:
+            _unknown(name, strict, "'*' is supported for _include only")
             return None
         return IncludeSpec(resource_type, None, None, iterate, reverse)
     parts = value.split(":")

@@ -66,6 +66,11 @@ def test_include_of_another_type_is_ignored_unless_strict(
     assert r.status_code == 400
 
 
+def test_include_wildcard_follows_every_reference(app_client: httpx.Client, data: Loaded) -> None:
+    b = get(app_client, data, "/Encounter", "_id={eA1}&_include=*")
+    assert data.found(b, "include") == {"pA", "org1"}
+
+
 def test_revinclude_and_iterate(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/Patient", "_id={pA}&_revinclude=Observation:subject")
     assert data.found(b) == {"pA"}
