@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -456,6 +457,7 @@ def peer_sekmet(command: str, n_resources: int, n: int) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(30)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:
@@ -470,10 +472,12 @@ def main() -> int:
     args = parser.parse_args()
 
     embedded = None
+    scratch: Path | None = None
     if args.database_url is None:
         from fhir_gateway.store.embedded import EmbeddedPostgres
 
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="bench-search-")) / "pgdata")
+        scratch = Path(tempfile.mkdtemp(prefix="bench-search-"))
+        embedded = EmbeddedPostgres(scratch / "pgdata")
         args.database_url = embedded.start()
     url = asyncpg_dsn(args.database_url)
     server = None
@@ -524,6 +528,8 @@ def main() -> int:
             server.wait(30)
         if embedded is not None:
             embedded.stop()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
