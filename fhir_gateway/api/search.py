@@ -2,7 +2,8 @@
 
 ``system_router`` is mounted before the CRUD routes so ``POST [type]/_search`` and ``GET [base]``
 are not taken for a create or read; ``router`` (``GET [type]`` and the compartment form) comes after
-them. The handlers only collect parameters and the ``Prefer`` header; the search service does the rest.
+them. The handlers only collect parameters and the ``Prefer`` header; the search service does
+the rest.
 """
 
 from __future__ import annotations
