@@ -63,7 +63,8 @@ async def generate_first_keys(conn: asyncpg.Connection, tenants: list[str]) -> d
     for tenant in tenants:
         key = secrets.token_urlsafe(24)
         await conn.execute(
-            "INSERT INTO api_key (key_hash, tenant, label) VALUES ($1, $2, 'generated at first start')",
+            "INSERT INTO api_key (key_hash, tenant, label)"
+            " VALUES ($1, $2, 'generated at first start')",
             hash_key(key),
             tenant,
         )

@@ -136,9 +136,7 @@ def test_patient_scope_confined_to_its_compartment(smart_server: SmartServer) ->
         assert not found.get("entry")
         chained = c.get("/Observation", params={"subject:Patient.family": "Other"}).json()
         assert not chained.get("entry")
-        rev = c.get(
-            "/Patient", params={"_id": other, "_revinclude": "Observation:subject"}
-        ).json()
+        rev = c.get("/Patient", params={"_id": other, "_revinclude": "Observation:subject"}).json()
         assert not rev.get("entry")
         assert c.get(f"/Patient/{other}/Observation").status_code == 403
         # Writes outside the compartment are refused; inside are allowed.
