@@ -33,9 +33,7 @@ def _register(
     return client_id, key
 
 
-def _assertion(
-    smart_server: SmartServer, client_id: str, key: Any, lifetime: int = 240
-) -> str:
+def _assertion(smart_server: SmartServer, client_id: str, key: Any, lifetime: int = 240) -> str:
     now = int(time.time())
     claims = {
         "iss": client_id,
