@@ -1,4 +1,4 @@
-"""SMART Backend Services end to end: CLI registration, ES384 assertion, token, FHIR call, replay."""
+"""SMART Backend Services end to end: CLI registration, ES384 assertion, token, replay."""
 
 from __future__ import annotations
 
