@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -286,8 +286,12 @@ async def search_bundle(
     compartment: tuple[str, str] | None = None,
     default_count: int = 50,
     max_count: int = 1000,
+    include_filter: Callable[[str, str], bool] | None = None,
 ) -> dict[str, Any]:
-    """A searchset Bundle for ``params`` (decoded pairs, in request order)."""
+    """A searchset Bundle for ``params`` (decoded pairs, in request order).
+
+    ``include_filter(type, content)`` drops ``_include``/``_revinclude`` results the caller may
+    not see (authorization lives outside search; search only offers the hook)."""
     _check_type(resource_type)
     base_url = base_url.rstrip("/")
     query = parse(resource_type, params, strict=strict)
@@ -355,6 +359,8 @@ async def search_bundle(
 
     entries = [_entry(base_url, r["type"], r["id"], r["content"], "match", query) for r in rows]
     included = await _includes(conn, tenant, query, rows, max_count)
+    if include_filter is not None:
+        included = [r for r in included if include_filter(r["type"], r["content"])]
     entries.extend(
         _entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included
     )
