@@ -22,6 +22,7 @@ from fhir_gateway.observability import metrics
 from fhir_gateway.observability.logging import RequestContextMiddleware
 from fhir_gateway.settings import Settings
 from fhir_gateway.state import AppState
+from fhir_gateway.web import routes as web_routes
 from fhir_gateway.store.db import Database
 from fhir_gateway.store.migrate import at_head
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     _mount_cds(app, settings, state)
+    app.include_router(web_routes.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

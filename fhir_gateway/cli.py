@@ -135,6 +135,24 @@ def cmd_tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from fhir_gateway.store.backup import backup, restore
+
+    settings = _settings(args)
+    url, embedded = _database(settings)
+    try:
+        if args.command == "backup":
+            backup(url, args.file)
+            print(f"Backup written to {args.file}")
+        else:
+            restore(url, args.file)
+            print(f"Restored from {args.file}")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--tenant", default="dkfz", help="Tenant when loading into the store")
     common(load)
     load.set_defaults(func=cmd_load)
+
+    for name, text in (
+        ("backup", "Dump the database (pg_dump custom format)"),
+        ("restore", "Restore a dump made by 'backup'"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("file", type=Path)
+        common(p)
+        p.set_defaults(func=cmd_backup)
 
     tenants = sub.add_parser("tenants", help="List tenants or rotate a tenant's API key")
     tenants.add_argument("action", choices=["list", "rotate-key"])
