@@ -22,9 +22,9 @@ from fhir_gateway.observability import metrics
 from fhir_gateway.observability.logging import RequestContextMiddleware
 from fhir_gateway.settings import Settings
 from fhir_gateway.state import AppState
-from fhir_gateway.web import routes as web_routes
 from fhir_gateway.store.db import Database
 from fhir_gateway.store.migrate import at_head
+from fhir_gateway.web import routes as web_routes
 
 log = logging.getLogger("fhir_gateway")
 
