@@ -149,3 +149,19 @@ def test_serve_stops_cleanly(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+
+
+def test_deploy_commands_name_real_files() -> None:
+    """The Deploy section's commands cannot run without Docker or a cluster; what they name can
+    be checked: the env template and compose file exist, and the overlay renders."""
+    from tests.ops.kustomize_lite import render
+
+    section = README.split("## Deploy", 1)[1].split("## Development", 1)[0]
+    commands = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert commands
+    text = commands.group(1)
+    for path in re.findall(r"(?:-f|cp) (\S+\.(?:yaml|example))", text):
+        assert (REPO / path).exists(), path
+    for overlay in re.findall(r"apply -k (\S+)", text):
+        kinds = {doc["kind"] for doc in render(REPO / overlay)}
+        assert {"Deployment", "Service", "Ingress"} <= kinds
