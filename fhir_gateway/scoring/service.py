@@ -76,14 +76,30 @@ async def score_patient(
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 
 
+def discharge_time(resources: list[Any], encounter_id: str) -> datetime | None:
+    for r in resources:
+        if r.get("resourceType") == "Encounter" and r.get("id") == encounter_id:
+            end = (r.get("period") or {}).get("end")
+            if isinstance(end, str):
+                try:
+                    value = datetime.fromisoformat(end.replace("Z", "+00:00"))
+                except ValueError:
+                    return None
+                return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
 async def store_assessment(
     conn: asyncpg.Connection, tenant: str, predictor: Any, patient_id: str, encounter_id: str
 ) -> str:
     """Score one discharge and write its RiskAssessment (a new version when re-scored)."""
     async with conn.transaction():
         resources = await load_record(conn, tenant, patient_id)
-        prediction = predict(predictor, resources, patient_id, encounter_id, None)
-        ra = risk_assessment(prediction, occurrence=datetime.now(UTC))
+        # Scored as of its own discharge: an old stay must not see what happened after it, and
+        # the stored assessments then sort by discharge (RiskAssessment?patient=x&_sort=-date).
+        discharged = discharge_time(resources, encounter_id)
+        prediction = predict(predictor, resources, patient_id, encounter_id, discharged)
+        ra = risk_assessment(prediction, occurrence=discharged or datetime.now(UTC))
         rid = assessment_id(encounter_id, prediction.model_version)
         ra = {
             "resourceType": "RiskAssessment",
