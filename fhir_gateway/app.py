@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     error_handlers.install(app)
     metrics.instrument(app)
     app.add_middleware(RequestContextMiddleware)
+    from fhir_gateway.auth.setup import install as install_auth
+
+    install_auth(app, state)
 
     public = APIRouter(prefix="/fhir", dependencies=[Depends(check_format)])
     public.include_router(metadata.router)

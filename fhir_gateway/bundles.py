@@ -148,10 +148,24 @@ def _response(
 
 
 class TransactionProcessor:
-    def __init__(self, conn: asyncpg.Connection, tenant: str, base_url: str) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        tenant: str,
+        base_url: str,
+        guard: Any = None,
+        *,
+        strict_references: bool = True,
+    ) -> None:
         self.repo = Repository(conn, tenant)
         self.base_url = base_url
+        # Bulk imports keep conditional references to resources they do not carry (e.g.
+        # practitioners held elsewhere) as written instead of failing the whole file.
+        self.strict_references = strict_references
         self.ref_map: dict[str, str] = {}
+        # Authorization hook (``check(repo, entry)``, ``search_limits(type)``), run per entry
+        # after references are resolved, so a forbidden entry fails like any other entry.
+        self.guard = guard
 
     async def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
         for e in entries:
@@ -177,6 +191,9 @@ class TransactionProcessor:
         await self.repo.reserve_rids(sum(1 for e in entries if e.method == "POST"))
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             try:
+                if self.guard is not None:
+                    await self.repo.flush()
+                    await self.guard.check(self.repo, e)
                 await self._execute(e)
             except errors.OperationOutcomeError as exc:
                 raise _entry_error(exc, e) from None
@@ -251,6 +268,8 @@ class TransactionProcessor:
         for holder, location, ref in pending:
             rtype, _, query = ref.partition("?")
             matches = await interactions.find_ids(self.repo, rtype, query)
+            if not matches and not self.strict_references:
+                continue
             if len(matches) != 1:
                 raise errors.invalid(
                     f"Conditional reference '{ref}' at {location} matched {len(matches)} "
@@ -319,13 +338,17 @@ class TransactionProcessor:
             raise errors.not_supported("Search is not available", status=501) from None
         from urllib.parse import parse_qsl
 
+        params = parse_qsl(e.query, keep_blank_values=True)
+        limits = self.guard.search_limits(e.rtype) if self.guard is not None else None
         found = await search_bundle(
             self.repo.conn,
             self.repo.tenant,
             e.rtype,
-            parse_qsl(e.query, keep_blank_values=True),
+            params + (limits.params if limits else []),
             base_url=self.base_url,
             strict=False,
+            compartment=limits.compartment if limits else None,
+            include_filter=limits.include_filter if limits else None,
         )
         return {"resource": found, "response": {"status": "200 OK"}}
 

@@ -176,7 +176,37 @@ def build_parser() -> argparse.ArgumentParser:
     tenants.add_argument("tenant", nargs="?")
     common(tenants)
     tenants.set_defaults(func=cmd_tenants)
+
+    from fhir_gateway.auth.cli import add_commands
+
+    add_commands(sub, _run_with_db)
     return parser
+
+
+def _run_with_db(args: argparse.Namespace, action: object) -> int:
+    """Run ``action(conn, args)`` against the configured (or embedded) database."""
+    import asyncpg
+
+    from fhir_gateway.bootstrap import prepare
+    from fhir_gateway.store.urls import asyncpg_dsn
+
+    settings = _settings(args)
+    url, embedded = _database(settings)
+
+    async def run() -> None:
+        await prepare(settings, url)
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await action(conn, args)  # type: ignore[operator]
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,10 @@ def read_bytes(path: Path) -> bytes:
     return gzip.decompress(data) if path.suffix == ".gz" else data
 
 
+def is_ndjson(path: Path) -> bool:
+    return path.name.removesuffix(".gz").endswith(".ndjson")
+
+
 def bundles_from(path: Path) -> Iterator[dict[str, Any]]:
     name = path.name.removesuffix(".gz")
     raw = read_bytes(path)
@@ -122,7 +126,10 @@ async def _load_direct(args: argparse.Namespace, files: list[Path]) -> tuple[int
                         async with conn.transaction():
                             entries = parse_entries(bundle)
                             await TransactionProcessor(
-                                conn, args.tenant, settings.fhir_base_url()
+                                conn,
+                                args.tenant,
+                                settings.fhir_base_url(),
+                                strict_references=not is_ndjson(path),
                             ).run(entries)
                         ok += 1
                         resources += len(entries)

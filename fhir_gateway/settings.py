@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         default="0.10,0.20", description="Probability cut-offs low|moderate and moderate|high."
     )
     log_level: str = "INFO"
+    smart_issuers: str = Field(
+        default="[]",
+        description='External issuers: JSON list of {"iss", "jwks_file"|"jwks_url", "tenant"}.',
+    )
     score_discharges: bool = Field(
         default=True, description="Score finished inpatient Encounters in the background."
     )

@@ -184,6 +184,8 @@ def _index_encounter(
                 )
             if _class_key(enc) not in _INPATIENT:
                 raise InsufficientData(f"Encounter/{encounter_id} is not an inpatient encounter")
+            if enc.get("status") in _SKIP_STATUS:
+                raise InsufficientData(f"Encounter/{encounter_id} is {enc.get('status')}")
             start, end = _period(enc)
             if start is None:
                 raise InsufficientData(f"Encounter/{encounter_id} has no period.start")

@@ -15,6 +15,8 @@ from fhir_gateway.api.deps import (
     read_body,
 )
 from fhir_gateway.api.responses import fhir_json
+from fhir_gateway.auth import audit
+from fhir_gateway.auth.enforce import BundleGuard
 from fhir_gateway.bundles import Entry, TransactionProcessor, _entry_error, parse_entries
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.parsing import parse_json
@@ -42,7 +44,13 @@ async def process(
     if btype == "transaction":
         try:
             async with db.connection() as conn, conn.transaction():
-                responses = await TransactionProcessor(conn, principal.tenant, base).run(entries)
+                processor = TransactionProcessor(
+                    conn, principal.tenant, base, BundleGuard(principal)
+                )
+                responses = await processor.run(entries)
+                await audit.record_write(
+                    conn, request, principal, "transaction", _written(processor, entries)
+                )
         except errors.OperationOutcomeError:
             count_rollback()
             raise
@@ -54,16 +62,28 @@ async def process(
     results: list[dict[str, Any]] = []
     async with db.connection() as conn:
         for entry in entries:
-            results.append(await _batch_entry(conn, principal.tenant, base, entry))
+            results.append(await _batch_entry(conn, principal, base, entry))
     return fhir_json(
         orjson.dumps({"resourceType": "Bundle", "type": "batch-response", "entry": results})
     )
 
 
-async def _batch_entry(conn: Any, tenant: str, base: str, entry: Entry) -> dict[str, Any]:
+def _written(processor: TransactionProcessor, entries: list[Entry]) -> list[Any]:
+    """Stand-ins naming each written resource, for the transaction's audit record."""
+    from types import SimpleNamespace
+
+    out = []
+    for e in entries:
+        rid = e.rid or e.assigned_id
+        if e.method != "GET" and rid:
+            out.append(SimpleNamespace(type=e.rtype, id=rid, content=None))
+    return out
+
+
+async def _batch_entry(conn: Any, principal: Any, base: str, entry: Entry) -> dict[str, Any]:
     try:
         async with conn.transaction():
-            processor = TransactionProcessor(conn, tenant, base)
+            processor = TransactionProcessor(conn, principal.tenant, base, BundleGuard(principal))
             (response,) = await processor.run([entry])
             return response
     except errors.OperationOutcomeError as exc:

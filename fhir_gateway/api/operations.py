@@ -75,6 +75,9 @@ async def _dispatch(
                 params.setdefault(k, []).append(v)
     else:
         params = _parameters(await read_body(request, state.settings.max_body_bytes))
+    from fhir_gateway.auth.enforce import require_operation
+
+    require_operation(principal, code, rtype, rid, op.affects_state)
     declared = {p.name: p for p in op.parameters if p.use == "in"}
     for name, values in params.items():
         if name not in declared:

@@ -17,6 +17,7 @@ from fhir_gateway.api.deps import (
 )
 from fhir_gateway.api.headers import if_match, prefer_return
 from fhir_gateway.api.responses import fhir_json, http_date
+from fhir_gateway.auth import audit, enforce
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.models import resource_types
 from fhir_gateway.fhir.parsing import parse_json
@@ -72,13 +73,17 @@ async def create(
     settings: SettingsDep,
 ) -> Response:
     known_type(resource_type)
+    enforce.require(principal, "c", resource_type)
     data = await _body(request, settings.max_body_bytes)
+    if isinstance(data, dict):
+        enforce.require(principal, "c", resource_type, data)
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
         out = await interactions.create(
             repo, resource_type, data, if_none_exist=request.headers.get("if-none-exist")
         )
         await repo.flush()
+        await audit.record_write(conn, request, principal, "create", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -92,8 +97,10 @@ async def read(
     settings: SettingsDep,
 ) -> Response:
     known_type(resource_type)
+    enforce.require(principal, "r", resource_type)
     async with db.connection() as conn:
         v = await Repository(conn, principal.tenant).read(resource_type, rid)
+    enforce.require_content(principal, "r", resource_type, v.content)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and if_none_match.strip() in (v.etag, f'"{v.version}"'):
         return Response(status_code=304, headers={"ETag": v.etag})
@@ -112,8 +119,10 @@ async def vread(
     known_type(resource_type)
     if not vid.isdigit():
         raise errors.not_found(f"Version '{vid}' is not known")
+    enforce.require(principal, "r", resource_type)
     async with db.connection() as conn:
         v = await Repository(conn, principal.tenant).vread(resource_type, rid, int(vid))
+    enforce.require_content(principal, "r", resource_type, v.content)
     return fhir_json(v.content, 200, version_headers(v, settings.fhir_base_url(), False))
 
 
@@ -127,10 +136,15 @@ async def update(
     settings: SettingsDep,
 ) -> Response:
     known_type(resource_type)
+    enforce.require(principal, "u", resource_type)
     data = await _body(request, settings.max_body_bytes)
+    if isinstance(data, dict):
+        enforce.require(principal, "u", resource_type, data)
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
+        await enforce.require_current(principal, "u", repo, resource_type, rid)
         out = await interactions.update(repo, resource_type, rid, data, if_match=if_match(request))
+        await audit.record_write(conn, request, principal, "update", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -146,12 +160,19 @@ async def conditional_update(
     query = request.url.query
     if not query:
         raise errors.invalid("A conditional update needs search parameters in the URL")
+    enforce.require(principal, "u", resource_type)
+    enforce.require(principal, "s", resource_type)
     data = await _body(request, settings.max_body_bytes)
+    if isinstance(data, dict):
+        enforce.require(principal, "u", resource_type, data)
+    if enforce.confined_patient(principal, "u", resource_type) is not None:
+        raise errors.forbidden("A patient-context grant cannot update by search criteria")
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
         out = await interactions.conditional_update(
             repo, resource_type, query, data, if_match=if_match(request)
         )
+        await audit.record_write(conn, request, principal, "update", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -168,10 +189,12 @@ async def patch(
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json-patch+json":
         raise errors.unsupported_media("PATCH accepts application/json-patch+json only")
+    enforce.require(principal, "u", resource_type)
     ops = parse_json(await read_body(request, settings.max_body_bytes))
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
         current = await repo.read(resource_type, rid)
+        enforce.require_content(principal, "u", resource_type, current.content)
         expected = if_match(request)
         if expected is not None and expected != current.version:
             raise errors.precondition_failed(
@@ -180,9 +203,11 @@ async def patch(
         patched = interactions.apply_patch(current.resource(), ops)
         if patched.get("id") != rid or patched.get("resourceType") != resource_type:
             raise errors.processing("JSON Patch may not change the resource's id or type")
+        enforce.require(principal, "u", resource_type, patched)
         out = await interactions.update(
             repo, resource_type, rid, patched, if_match=current.version, method="PATCH"
         )
+        await audit.record_write(conn, request, principal, "patch", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -196,9 +221,12 @@ async def delete(
     settings: SettingsDep,
 ) -> Response:
     known_type(resource_type)
+    enforce.require(principal, "d", resource_type)
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
+        await enforce.require_current(principal, "d", repo, resource_type, rid)
         out = await interactions.delete(repo, resource_type, rid, if_match=if_match(request))
+        await audit.record_write(conn, request, principal, "delete", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -213,9 +241,14 @@ async def conditional_delete(
     known_type(resource_type)
     if not request.url.query:
         raise errors.invalid("A conditional delete needs search parameters in the URL")
+    enforce.require(principal, "d", resource_type)
+    enforce.require(principal, "s", resource_type)
+    if enforce.confined_patient(principal, "d", resource_type) is not None:
+        raise errors.forbidden("A patient-context grant cannot delete by search criteria")
     async with db.connection() as conn, conn.transaction():
         repo = Repository(conn, principal.tenant)
         out = await interactions.conditional_delete(repo, resource_type, request.url.query)
+        await audit.record_write(conn, request, principal, "delete", [out.version])
     return write_response(request, out, settings.fhir_base_url())
 
 
@@ -306,13 +339,16 @@ async def _history(
     rid: str | None,
 ) -> Response:
     since, at, count, before = _history_params(request)
+    enforce.require_history(principal, rtype, rid)
     async with db.connection() as conn:
         repo = Repository(conn, principal.tenant)
         if rid is not None and rtype is not None:
             await _require_known(repo, rtype, rid)
+            await enforce.require_current(principal, "r", repo, rtype, rid)
         versions = await repo.history(
             rtype, rid, since=since, at=at, count=count + 1, before=before
         )
+    versions = [v for v in versions if enforce.visible_type(principal, "r", v.type)]
     base = settings.fhir_base_url()
     path = request.url.path
     next_url = None

@@ -2,7 +2,8 @@
 
 ``system_router`` is mounted before the CRUD routes so ``POST [type]/_search`` and ``GET [base]``
 are not taken for a create or read; ``router`` (``GET [type]`` and the compartment form) comes after
-them. The handlers only collect parameters and the ``Prefer`` header; the search service does the rest.
+them. The handlers only collect parameters and the ``Prefer`` header; the search service does
+the rest.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from fhir_gateway.api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from fhir_gateway.api.responses import fhir_json
+from fhir_gateway.auth import enforce
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.models import resource_types
 from fhir_gateway.search.service import search_bundle
@@ -55,18 +57,26 @@ async def _search(
     params: list[tuple[str, str]],
     compartment: tuple[str, str] | None = None,
 ) -> Response:
+    limits = enforce.search_limits(principal, resource_type, compartment)
     async with db.connection() as conn:
         bundle = await search_bundle(
             conn,
             principal.tenant,
             resource_type,
-            params,
+            params + limits.params,
             base_url=settings.fhir_base_url(),
             strict=prefers_strict(request),
-            compartment=compartment,
+            compartment=limits.compartment,
             default_count=settings.search_default_count,
             max_count=settings.search_max_count,
+            include_filter=limits.include_filter,
         )
+    if resource_type is None and "entry" in bundle:
+        bundle["entry"] = [
+            e
+            for e in bundle["entry"]
+            if enforce.visible_type(principal, "s", e["fullUrl"].rsplit("/", 2)[-2])
+        ]
     return fhir_json(bundle)
 
 

@@ -36,6 +36,17 @@ EXCLUDED_HANDLERS = ("^/metrics$", "^/health$", "^/ready$")
 # instrumentator's default (0.1, 0.5, 1) cannot tell 10 ms from 90 ms.
 HTTP_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+
+def _ensure_multiprocess_dir() -> None:
+    # Unlabelled metrics open their sample file as soon as they are defined below, so a missing
+    # directory would break the first import (e.g. `fhir-gateway migrate` in a fresh container).
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        Path(configured).mkdir(parents=True, exist_ok=True)
+
+
+_ensure_multiprocess_dir()
+
 PREDICTIONS = Counter(
     "fhir_gateway_predictions",
     "Readmission-risk predictions made, by risk band and model version.",
@@ -68,7 +79,7 @@ MODEL_INFO = Gauge(
 )
 DEPENDENCY_UP = Gauge(
     "fhir_gateway_dependency_up",
-    "Last readiness result per dependency (database, migrations, model): 1 ready, 0 not.",
+    "Last readiness result per dependency (e.g. database, model): 1 ready, 0 not.",
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
@@ -116,10 +127,21 @@ def set_db_pool_in_use(connections: int) -> None:
     DB_POOL_IN_USE.set(connections)
 
 
+_loaded_model: tuple[str, str] | None = None
+
+
 def set_model_info(version: str, sha256: str) -> None:
-    """Mark the loaded artifact; a reload replaces the previous labels instead of adding to them."""
-    MODEL_INFO.clear()
+    """Mark the loaded artifact; a reload retires the previous labels instead of adding to them.
+
+    The previous series is set to 0 before it is removed: in multiprocess mode its last value
+    stays in this worker's sample file, and 0 (not 1) is what must remain there.
+    """
+    global _loaded_model
+    if _loaded_model is not None and _loaded_model != (version, sha256):
+        MODEL_INFO.labels(*_loaded_model).set(0)
+        MODEL_INFO.remove(*_loaded_model)
     MODEL_INFO.labels(version=version, sha256=sha256).set(1)
+    _loaded_model = (version, sha256)
 
 
 def set_dependency_up(dependency: str, up: bool) -> None:

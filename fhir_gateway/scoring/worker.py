@@ -18,7 +18,7 @@ from fhir_gateway.scoring.service import store_assessment
 
 log = logging.getLogger("fhir_gateway.scoring")
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 5
 BATCH = 20
 
 
@@ -28,7 +28,8 @@ async def drain_once(db: Any, predictor: Any) -> int:
     async with db.connection() as conn, conn.transaction():
         rows = await conn.fetch(
             "SELECT tenant, patient_id, encounter_id FROM scoring_queue"
-            " WHERE attempts < $1 ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            " WHERE attempts < $1 AND enqueued_at <= now()"
+            " ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED",
             MAX_ATTEMPTS,
             BATCH,
         )
@@ -42,7 +43,10 @@ async def drain_once(db: Any, predictor: Any) -> int:
                 )
             except (OperationOutcomeError, Exception) as exc:
                 await conn.execute(
-                    "UPDATE scoring_queue SET attempts = attempts + 1, last_error = $3"
+                    # Back off: the rest of the record (e.g. the Patient of an NDJSON import)
+                    # may still be on its way.
+                    "UPDATE scoring_queue SET attempts = attempts + 1, last_error = $3,"
+                    " enqueued_at = now() + make_interval(secs => 2 * (attempts + 1))"
                     " WHERE tenant = $1 AND encounter_id = $2",
                     tenant,
                     eid,

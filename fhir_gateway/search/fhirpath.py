@@ -64,7 +64,7 @@ CHOICE_TYPES = frozenset(
 )
 
 
-class UnsupportedExpression(ValueError):
+class UnsupportedExpressionError(ValueError):
     """The expression uses FHIRPath beyond the subset search extraction supports."""
 
 
@@ -153,16 +153,16 @@ def _compile_one(text: str) -> Path:
         if len(inner) == 2:
             text, cast = inner[0].strip(), _cap(inner[1].strip())
         elif len(inner) != 1:
-            raise UnsupportedExpression(text)
+            raise UnsupportedExpressionError(text)
     pieces = split_top(text, ".")
     if not pieces or not _NAME.match(pieces[0]):
-        raise UnsupportedExpression(text)
+        raise UnsupportedExpressionError(text)
     root = pieces[0]
     steps: list[Step] = []
     for piece in pieces[1:]:
         if m := _AS_CALL.match(piece):
             if not steps or not isinstance(steps[-1], Field):
-                raise UnsupportedExpression(text)
+                raise UnsupportedExpressionError(text)
             steps[-1] = Field(steps[-1].name, _cap(m.group(1)))
         elif m := _WHERE_RESOLVE.match(piece):
             steps.append(WhereResolveIs(m.group(1)))
@@ -173,21 +173,21 @@ def _compile_one(text: str) -> Path:
         elif _NAME.match(piece):
             steps.append(Field(piece))
         else:
-            raise UnsupportedExpression(text)
+            raise UnsupportedExpressionError(text)
     if cast is not None:
         if not steps or not isinstance(steps[-1], Field):
-            raise UnsupportedExpression(text)
+            raise UnsupportedExpressionError(text)
         steps[-1] = Field(steps[-1].name, cast)
     if not steps and root not in {"Resource", "DomainResource"}:
-        raise UnsupportedExpression(text)
+        raise UnsupportedExpressionError(text)
     return Path(root, tuple(steps))
 
 
 @functools.cache
 def compile_expression(expression: str) -> tuple[Path, ...]:
-    """Compile a search-parameter expression (a union of paths) or raise UnsupportedExpression."""
+    """Compile a union of paths; raises UnsupportedExpressionError outside the subset."""
     if not expression.strip():
-        raise UnsupportedExpression(expression)
+        raise UnsupportedExpressionError(expression)
     return tuple(_compile_one(part) for part in split_top(expression, "|"))
 
 

@@ -7,7 +7,8 @@ with the code, so this script writes a small committed derived file that the ser
 
 Sources, in order (later files never override earlier ones for the same url):
 
-* the spec's ``definitions`` folder beside the repository (``../shared/data/fhir-r4-spec/definitions``);
+* the spec's ``definitions`` folder beside the repository
+  (``../shared/data/fhir-r4-spec/definitions``);
 * optionally the full npm package ``hl7.fhir.r4.examples@4.0.1`` (``--package``: the ``.tgz`` from
   ``npm pack`` or its unpacked folder). Procedure's own parameters (status, subject, ...) and the
   Patient CompartmentDefinition exist only there.
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fhir_gateway.search.fhirpath import UnsupportedExpression, paths_for_type, split_top
+from fhir_gateway.search.fhirpath import UnsupportedExpressionError, paths_for_type, split_top
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(__file__).with_name("search_parameters.json")
@@ -130,7 +131,7 @@ def build(sources: list[Path]) -> dict[str, Any]:
                 continue
             try:
                 paths = paths_for_type(sp["expression"], base)
-            except UnsupportedExpression:
+            except UnsupportedExpressionError:
                 continue
             if not paths:
                 continue

@@ -106,7 +106,7 @@ class SearchQuery:
 
 
 def split_escaped(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` not preceded by a backslash, then undo the FHIR escapes (\\, \\| \\$ \\\\)."""
+    """Split on ``sep`` where it is not escaped with a backslash; pieces keep their escapes."""
     parts: list[str] = []
     current: list[str] = []
     i = 0
@@ -243,7 +243,10 @@ def _parse_include(
     reverse = base == "_revinclude"
     iterate = modifier in {"iterate", "recurse"}
     if value == "*":
-        if resource_type is None:
+        # "_include=*" follows every reference of the matches; a reverse "*" names no source
+        # type to look in, so it is treated as unsupported.
+        if resource_type is None or reverse:
+            _unknown(name, strict, "'*' is supported for _include only")
             return None
         return IncludeSpec(resource_type, None, None, iterate, reverse)
     parts = value.split(":")

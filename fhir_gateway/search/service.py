@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -112,6 +112,10 @@ def _order(exprs: list[SortExpr], backwards: bool) -> str:
     items = [f"{e.sql} {'DESC' if e.descending != backwards else 'ASC'}" for e in exprs]
     items.append(f"r.rid {'DESC' if backwards else 'ASC'}")
     return ", ".join(items)
+
+
+async def _count(conn: asyncpg.Connection, where: str, args: list[Any]) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *args))
 
 
 async def _estimate(conn: asyncpg.Connection, where: str, args: list[Any]) -> int:
@@ -227,6 +231,46 @@ async def _includes(
     return included
 
 
+def _page_statement(
+    sql: Sql, query: SearchQuery, where: str, count: int
+) -> tuple[str, list[SortExpr], bool]:
+    """The SELECT for one page: sort keys as text columns for the cursor, one row extra to
+    learn whether another page follows."""
+    exprs = [sort_expression(sql, key, "r") for key in query.sort]
+    backwards = False
+    page_where = where
+    if query.page is not None:
+        values, rid, direction = _decode_cursor(query.page, len(exprs))
+        backwards = direction == "p"
+        page_where += " AND " + _keyset(sql, exprs, values, rid, backwards)
+    key_cols = "".join(f", ({e.sql})::text AS k{i}" for i, e in enumerate(exprs))
+    stmt = (
+        f"SELECT r.rid, r.type, r.id, r.content{key_cols} FROM resource r WHERE {page_where} "
+        f"ORDER BY {_order(exprs, backwards)} LIMIT {sql.arg(count + 1)}"
+    )
+    return stmt, exprs, backwards
+
+
+async def explain(
+    conn: asyncpg.Connection,
+    tenant: str,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    *,
+    analyze: bool = False,
+    count: int = 50,
+) -> str:
+    """The plan of a search's page query (for benchmarks and index checks)."""
+    _check_type(resource_type)
+    query = parse(resource_type, params, strict=True)
+    sql = Sql(tenant, "")
+    where = _where(sql, query, "r", None)
+    stmt, _, _ = _page_statement(sql, query, where, query.count or count)
+    options = "ANALYZE, BUFFERS, " if analyze else ""
+    rows = await conn.fetch(f"EXPLAIN ({options}FORMAT TEXT) {stmt}", *sql.args)
+    return "\n".join(r[0] for r in rows)
+
+
 def _link(url: str, params: list[tuple[str, str]]) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
@@ -242,8 +286,12 @@ async def search_bundle(
     compartment: tuple[str, str] | None = None,
     default_count: int = 50,
     max_count: int = 1000,
+    include_filter: Callable[[str, str], bool] | None = None,
 ) -> dict[str, Any]:
-    """A searchset Bundle for ``params`` (decoded pairs, in request order)."""
+    """A searchset Bundle for ``params`` (decoded pairs, in request order).
+
+    ``include_filter(type, content)`` drops ``_include``/``_revinclude`` results the caller may
+    not see (authorization lives outside search; search only offers the hook)."""
     _check_type(resource_type)
     base_url = base_url.rstrip("/")
     query = parse(resource_type, params, strict=strict)
@@ -264,23 +312,11 @@ async def search_bundle(
     }
     links = [{"relation": "self", "url": _link(path, query.used)}]
     if query.summary == "count" or count == 0:
-        total = await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args)
-        bundle["total"] = int(total)
+        bundle["total"] = await _count(conn, where, where_args)
         bundle["link"] = links
         return bundle
 
-    exprs = [sort_expression(sql, key, "r") for key in query.sort]
-    backwards = False
-    page_where = where
-    if query.page is not None:
-        values, rid, direction = _decode_cursor(query.page, len(exprs))
-        backwards = direction == "p"
-        page_where += " AND " + _keyset(sql, exprs, values, rid, backwards)
-    key_cols = "".join(f", ({e.sql})::text AS k{i}" for i, e in enumerate(exprs))
-    stmt = (
-        f"SELECT r.rid, r.type, r.id, r.content{key_cols} FROM resource r WHERE {page_where} "
-        f"ORDER BY {_order(exprs, backwards)} LIMIT {sql.arg(count + 1)}"
-    )
+    stmt, exprs, backwards = _page_statement(sql, query, where, count)
     rows = list(await conn.fetch(stmt, *sql.args))
     more = len(rows) > count
     rows = rows[:count]
@@ -294,9 +330,7 @@ async def search_bundle(
         if query.page is None and not more:
             total = len(rows)
         else:
-            total = int(
-                await conn.fetchval(f"SELECT count(*) FROM resource r WHERE {where}", *where_args)
-            )
+            total = await _count(conn, where, where_args)
     if total is not None:
         bundle["total"] = total
 
@@ -325,6 +359,8 @@ async def search_bundle(
 
     entries = [_entry(base_url, r["type"], r["id"], r["content"], "match", query) for r in rows]
     included = await _includes(conn, tenant, query, rows, max_count)
+    if include_filter is not None:
+        included = [r for r in included if include_filter(r["type"], r["content"])]
     entries.extend(
         _entry(base_url, r["type"], r["id"], r["content"], "include", query) for r in included
     )

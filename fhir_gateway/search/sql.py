@@ -111,20 +111,20 @@ def _last_updated(sql: Sql, flt: ParamFilter, alias: str) -> str:
     preds = []
     for raw in flt.values:
         prefix, low, high = _date_bounds(flt, raw)
-        lo, hi = sql.arg(low), sql.arg(high)
-        preds.append(
-            {
-                "eq": f"({col} >= {lo} AND {col} < {hi})",
-                "ne": f"({col} < {lo} OR {col} >= {hi})",
-                "gt": f"{col} >= {hi}",
-                "sa": f"{col} >= {hi}",
-                "lt": f"{col} < {lo}",
-                "eb": f"{col} < {lo}",
-                "ge": f"{col} >= {lo}",
-                "le": f"{col} < {hi}",
-            }.get(prefix, "")
-            or _approx_point(sql, col, low, high)
-        )
+        if prefix == "eq":
+            preds.append(f"({col} >= {sql.arg(low)} AND {col} < {sql.arg(high)})")
+        elif prefix == "ne":
+            preds.append(f"({col} < {sql.arg(low)} OR {col} >= {sql.arg(high)})")
+        elif prefix in {"gt", "sa"}:
+            preds.append(f"{col} >= {sql.arg(high)}")
+        elif prefix in {"lt", "eb"}:
+            preds.append(f"{col} < {sql.arg(low)}")
+        elif prefix == "ge":
+            preds.append(f"{col} >= {sql.arg(low)}")
+        elif prefix == "le":
+            preds.append(f"{col} < {sql.arg(high)}")
+        else:
+            preds.append(_approx_point(sql, col, low, high))
     return "(" + " OR ".join(preds) + ")"
 
 
@@ -209,24 +209,24 @@ def _string(sql: Sql, flt: ParamFilter, x: str, raw: str) -> str:
 
 def _date(sql: Sql, flt: ParamFilter, x: str, raw: str) -> str:
     prefix, low, high = _date_bounds(flt, raw)
-    lo, hi = sql.arg(low), sql.arg(high)
-    eq = f"({x}.low >= {lo} AND {x}.high <= {hi})"
-    if prefix == "eq":
-        return eq
-    if prefix == "ne":
-        return f"NOT {eq}"
+    # Arguments are added only when used: PostgreSQL cannot type an unreferenced parameter.
+    if prefix in {"eq", "ne", "ge", "le"}:
+        eq = f"({x}.low >= {sql.arg(low)} AND {x}.high <= {sql.arg(high)})"
+        if prefix == "eq":
+            return eq
+        if prefix == "ne":
+            return f"NOT {eq}"
+        if prefix == "ge":
+            return f"({x}.high > {sql.arg(high)} OR {eq})"
+        return f"({x}.low < {sql.arg(low)} OR {eq})"
     if prefix == "gt":
-        return f"{x}.high > {hi}"
+        return f"{x}.high > {sql.arg(high)}"
     if prefix == "lt":
-        return f"{x}.low < {lo}"
-    if prefix == "ge":
-        return f"({x}.high > {hi} OR {eq})"
-    if prefix == "le":
-        return f"({x}.low < {lo} OR {eq})"
+        return f"{x}.low < {sql.arg(low)}"
     if prefix == "sa":
-        return f"{x}.low >= {hi}"
+        return f"{x}.low >= {sql.arg(high)}"
     if prefix == "eb":
-        return f"{x}.high <= {lo}"
+        return f"{x}.high <= {sql.arg(low)}"
     gap = _approx_gap(low)
     return f"({x}.low < {sql.arg(high + gap)} AND {x}.high > {sql.arg(low - gap)})"
 

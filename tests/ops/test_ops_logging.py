@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from fastapi.testclient import TestClient
 from fhir_gateway.observability.logging import JsonFormatter, uvicorn_log_config
 
 from .demo_app import create_app
-from .support import demo_server_command, free_port, running
+from .support import REPO_ROOT, demo_server_command, free_port, running
 
 # A fake credential that must never be logged.
 TOKEN = "Bearer eyJ-super-secret-token"
@@ -131,3 +134,28 @@ def test_uvicorn_with_our_log_config_writes_only_json_without_request_data(tmp_p
     assert any(e["logger"].startswith("uvicorn") for e in lines)
     text = log.read_text()
     assert "pat-4711" not in text and "Jane" not in text and "super-secret" not in text
+
+
+def test_configure_logging_writes_json_lines_and_silences_the_raw_access_log() -> None:
+    script = (
+        "import logging\n"
+        "from fhir_gateway.observability.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
+        "logging.getLogger('fhir_gateway.cli').info('started', extra={'workers': 2})\n"
+        "logging.getLogger('uvicorn.access').info('GET /fhir/Patient?name=Jane 200')\n"
+        "logging.getLogger('httpx').info('HTTP Request: GET https://ehr/fhir/Patient?name=Jane')\n"
+        "logging.getLogger('fhir_gateway.cli').debug('not at INFO')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["logger"], e["message"], e.get("workers")) for e in lines] == [
+        ("fhir_gateway.cli", "started", 2)
+    ]
+    assert "Jane" not in result.stdout + result.stderr

@@ -166,6 +166,16 @@ def test_encounter_of_another_patient_is_refused(record: Record) -> None:
             "not an inpatient",
         ),
         (lambda r: r.index_stay(), {"as_of": ADMIT - timedelta(days=1)}, "on or before as_of"),
+        (
+            lambda r: r.encounter("IMP", ADMIT, DISCHARGE, eid="x", status="cancelled"),
+            {"encounter_id": "x"},
+            "is cancelled",
+        ),
+        (
+            lambda r: r.encounter("IMP", ADMIT, DISCHARGE, eid="x"),
+            {"encounter_id": "x", "as_of": ADMIT - timedelta(hours=1)},
+            "starts after as_of",
+        ),
     ],
 )
 def test_insufficient_data_says_what_is_missing(
