@@ -1,9 +1,10 @@
 """Prefetch templates of the readmission-risk service and reading what the EHR sent for them.
 
 The templates ask for exactly what the model's features read (``risk_model.features``):
-the patient, recent encounters, conditions, active medications, procedures and recent
-laboratory values per lab concept. CDS Hooks 2.0 has no relative-date token, so "recent" is a
-bounded count of the newest resources rather than a date window.
+the patient, recent encounters (all classes, and separately the inpatient and emergency ones),
+conditions, medication orders, procedures and recent laboratory values per lab concept. CDS
+Hooks 2.0 has no relative-date token, so "recent" is a bounded count of the newest resources
+rather than a date window.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from risk_model.features import FEATURE_OBSERVATION_CODES
 from terminology.api import lab_concepts
+from terminology.valuesets import EMERGENCY_ENCOUNTER_CLASS, INPATIENT_ENCOUNTER_CLASS, get
 
 ENCOUNTER_COUNT = 100
+CLASS_ENCOUNTER_COUNT = 50
 OBSERVATION_COUNT = 20
 LOINC = "http://loinc.org"
 
@@ -56,6 +59,16 @@ def _observation_templates() -> list[Template]:
     return templates
 
 
+def _class_template(key: str, value_set: str) -> Template:
+    """Newest encounters of some classes, so a long outpatient history cannot hide admissions."""
+    classes = ",".join(f"{system}|{code}" for system, code in sorted(get(value_set).members))
+    query = (
+        f"Encounter?patient={{{{context.patientId}}}}&class={classes}"
+        f"&_sort=-date&_count={CLASS_ENCOUNTER_COUNT}"
+    )
+    return Template(key, query, paged=False)
+
+
 TEMPLATES: tuple[Template, ...] = (
     Template("patient", "Patient/{{context.patientId}}", paged=False),
     Template(
@@ -63,10 +76,10 @@ TEMPLATES: tuple[Template, ...] = (
         f"Encounter?patient={{{{context.patientId}}}}&_sort=-date&_count={ENCOUNTER_COUNT}",
         paged=False,
     ),
+    _class_template("inpatient-encounters", INPATIENT_ENCOUNTER_CLASS),
+    _class_template("emergency-encounters", EMERGENCY_ENCOUNTER_CLASS),
     Template("conditions", "Condition?patient={{context.patientId}}", paged=True),
-    Template(
-        "medications", "MedicationRequest?patient={{context.patientId}}&status=active", paged=True
-    ),
+    Template("medications", "MedicationRequest?patient={{context.patientId}}", paged=True),
     Template("procedures", "Procedure?patient={{context.patientId}}", paged=True),
     *_observation_templates(),
 )

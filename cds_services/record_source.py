@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 
 from cds_services.prefetch import TEMPLATES, Slot, Template, read_slot
 from cds_services.requests import HookRequest
@@ -86,14 +87,48 @@ class FhirFetcher:
 
     async def read(self, url: str, what: str) -> Slot:
         response = await self._get(url, what)
-        if response.status_code in (404, 410):
-            return Slot(())
-        if response.status_code != 200:
-            raise RecordUnavailable(f"{what}: FHIR server answered HTTP {response.status_code}")
-        body = _json(response, what)
-        if body.get("resourceType") == "OperationOutcome":
-            raise RecordUnavailable(f"{what}: FHIR server answered with an OperationOutcome")
-        return Slot((body,))
+        return _read_result(response.status_code, _json_or_none(response), what)
+
+    async def batch(self, urls: Sequence[str], what: str) -> list[tuple[int, Any]] | None:
+        """Several GETs in one batch Bundle: (status, resource) per URL, in order.
+
+        None when the server does not take the batch as asked (no batch support, or an answer
+        that is not a matching batch-response), so the caller falls back to one GET per URL.
+        """
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
+        }
+        try:
+            response = await self._http.post(
+                self._base,
+                content=orjson.dumps(bundle),
+                headers={**self._headers, "Content-Type": FHIR_JSON},
+                follow_redirects=False,
+            )
+        except httpx.TimeoutException as exc:
+            raise RecordUnavailable(f"{what}: the FHIR server did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise RecordUnavailable(
+                f"{what}: FHIR server unreachable ({type(exc).__name__})"
+            ) from exc
+        body = _json_or_none(response) if response.status_code == 200 else None
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            return None
+        entries = body.get("entry")
+        if body.get("type") != "batch-response" or not isinstance(entries, list):
+            return None
+        if len(entries) != len(urls):
+            return None
+        results: list[tuple[int, Any]] = []
+        for entry in entries:
+            entry = entry if isinstance(entry, dict) else {}
+            status = str((entry.get("response") or {}).get("status", "")).split(" ")[0]
+            if not status.isdigit():
+                return None
+            results.append((int(status), entry.get("resource")))
+        return results
 
     async def search(self, url: str, what: str, *, paged: bool, found: Sequence[Any] = ()) -> Slot:
         resources: list[Mapping[str, Any]] = list(found)
@@ -112,6 +147,25 @@ class FhirFetcher:
             pages += 1
             next_url = slot.next_url if paged else None
         return Slot(tuple(resources))
+
+
+def _read_result(status: int, body: Any, what: str) -> Slot:
+    if status in (404, 410):
+        return Slot(())
+    if status != 200:
+        raise RecordUnavailable(f"{what}: FHIR server answered HTTP {status}")
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise RecordUnavailable(f"{what}: FHIR server sent no FHIR resource")
+    if body.get("resourceType") == "OperationOutcome":
+        raise RecordUnavailable(f"{what}: FHIR server answered with an OperationOutcome")
+    return Slot((body,))
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _json(response: httpx.Response, what: str) -> dict[str, Any]:
@@ -143,6 +197,36 @@ async def _fill(
     return await fetcher.search(slot.next_url, template.key, paged=True, found=slot.resources)
 
 
+async def _fetch_all(
+    todo: dict[str, tuple[Template, Slot | None]], patient_id: str, fetcher: FhirFetcher
+) -> dict[str, Slot]:
+    """Fetch the missing slots: one batch when the server takes it, else concurrent GETs."""
+    missing = [key for key, (_, slot) in todo.items() if slot is None]
+    done: dict[str, Slot] = {}
+    if len(missing) > 1:
+        urls = [todo[key][0].render(patient_id) for key in missing]
+        answers = await fetcher.batch(urls, "prefetch fallback")
+        for key, (status, body) in zip(missing, answers or (), strict=False):
+            template = todo[key][0]
+            if template.is_read:
+                done[key] = _read_result(status, body, key)
+                continue
+            if status != 200 or not isinstance(body, dict):
+                raise RecordUnavailable(f"{key}: FHIR server answered HTTP {status}")
+            slot = read_slot(body)
+            if slot is None:
+                raise RecordUnavailable(f"{key}: FHIR server answered with an OperationOutcome")
+            done[key] = slot if template.paged else Slot(slot.resources)
+    rest = {
+        key: (template, done.get(key, slot))
+        for key, (template, slot) in todo.items()
+        if key not in done or done[key].next_url is not None
+    }
+    filled = await asyncio.gather(*(_fill(t, s, patient_id, fetcher) for t, s in rest.values()))
+    done.update(zip(rest, filled, strict=True))
+    return done
+
+
 async def load_record(request: HookRequest, fetcher: FhirFetcher | None) -> PatientRecord:
     """Every template's data, prefetched or fetched concurrently; RecordUnavailable otherwise."""
     patient_id = request.context.patientId
@@ -162,8 +246,7 @@ async def load_record(request: HookRequest, fetcher: FhirFetcher | None) -> Pati
         )
     if todo:
         assert fetcher is not None
-        filled = await asyncio.gather(*(_fill(t, s, patient_id, fetcher) for t, s in todo.values()))
-        slots.update(zip(todo, filled, strict=True))
+        slots.update(await _fetch_all(todo, patient_id, fetcher))
     resources = _unique(r for slot in slots.values() for r in slot.resources)
     encounter_id = request.context.encounterId
     if encounter_id and fetcher is not None and not _has(resources, "Encounter", encounter_id):

@@ -10,6 +10,7 @@ bare 401; the reason goes to the debug log, never the token itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -59,6 +60,7 @@ class JwksSource:
         self._ttl = ttl
         self._keys: dict[str, Mapping[str, Any]] = {}
         self._fetched_at = float("-inf")
+        self._lock: asyncio.Lock | None = None
 
     async def _load(self) -> dict[str, Mapping[str, Any]]:
         if self._client.jwks_file is not None:
@@ -73,20 +75,28 @@ class JwksSource:
             raise InvalidClientToken("JWK Set has no keys array")
         return {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
 
-    async def key(self, kid: str) -> Mapping[str, Any] | None:
+    def _due(self, kid: str) -> bool:
         age = time.monotonic() - self._fetched_at
-        stale = age > self._ttl
-        if stale or (kid not in self._keys and age > _UNKNOWN_KID_REFRESH_SECONDS):
-            try:
-                self._keys = await self._load()
-            except (OSError, ValueError, httpx.HTTPError) as exc:
-                if stale and not self._keys:
-                    raise InvalidClientToken(f"JWK Set unavailable: {type(exc).__name__}") from exc
-                log.warning(
-                    "JWK Set refresh failed for %s: %s", self._client.iss, type(exc).__name__
-                )
-            self._fetched_at = time.monotonic()
+        return age > self._ttl or (kid not in self._keys and age > _UNKNOWN_KID_REFRESH_SECONDS)
+
+    async def key(self, kid: str) -> Mapping[str, Any] | None:
+        if self._due(kid):
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:  # one refresh at a time; latecomers reuse its result
+                if self._due(kid):
+                    await self._refresh()
         return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            self._keys = await self._load()
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            log.warning("JWK Set refresh failed for %s: %s", self._client.iss, type(exc).__name__)
+            if not self._keys:
+                self._fetched_at = time.monotonic()
+                raise InvalidClientToken(f"JWK Set unavailable: {type(exc).__name__}") from exc
+        self._fetched_at = time.monotonic()
 
 
 def _signing_key(jwk: Mapping[str, Any], alg: str) -> Any:

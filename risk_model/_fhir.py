@@ -58,22 +58,6 @@ def codings(concept: object) -> Iterator[tuple[str | None, str | None]]:
             yield coding.get("system"), coding.get("code")
 
 
-def first_code_in(concept: object, wanted: frozenset[str]) -> str | None:
-    """The first code of a CodeableConcept that is in ``wanted`` (any system), else None.
-
-    The hot loop over a record's Observations calls this for every one of them, so it avoids
-    generators and ABC isinstance checks.
-    """
-    if type(concept) is not dict:
-        return None
-    for coding in concept.get("coding") or ():
-        if type(coding) is dict:
-            code = coding.get("code")
-            if code in wanted:
-                return str(code)
-    return None
-
-
 def concept_text(concept: object) -> str | None:
     """A human label of a CodeableConcept: its text, else the first coding's display."""
     if not isinstance(concept, Mapping):
@@ -107,6 +91,10 @@ def by_type(resources: Iterable[Resource]) -> dict[str, list[Resource]]:
     grouped: dict[str, list[Resource]] = {}
     for r in resources:
         rtype = r.get("resourceType")
-        if isinstance(rtype, str):
-            grouped.setdefault(rtype, []).append(r)
+        bucket = grouped.get(rtype)  # type: ignore[arg-type]
+        if bucket is None:
+            if type(rtype) is not str:
+                continue
+            bucket = grouped[rtype] = []
+        bucket.append(r)
     return grouped

@@ -193,7 +193,7 @@ def _patient_bundle(number: int, profile: str, rng: random.Random) -> dict[str, 
             code, name = _MEDS[i]
             concept = {"coding": [{"system": RXNORM, "code": code}], "text": name}
         else:
-            concept = {"text": _EXTRA_MEDS[(i - len(_MEDS)) % len(_EXTRA_MEDS)] + f" #{i}"}
+            concept = {"text": _EXTRA_MEDS[(i - len(_MEDS)) % len(_EXTRA_MEDS)]}
         b.add(
             {
                 "resourceType": "MedicationRequest",

@@ -22,7 +22,6 @@ from risk_model._fhir import (
     Resource,
     by_type,
     codings,
-    first_code_in,
     parse_datetime,
     reference_id,
 )
@@ -390,8 +389,16 @@ def _lab_features(stay: _Stay, observations: list[Resource]) -> dict[str, float]
     last_hb: tuple[datetime, bool] | None = None
     last_na: tuple[datetime, bool] | None = None
     earliest = stay.admitted - _DOOR
+    wanted = _OBSERVATION_CODES
     for obs in observations:
-        loinc = first_code_in(obs.get("code"), _OBSERVATION_CODES)
+        # inlined first_code_in: this loop sees every Observation of the record
+        concept = obs.get("code")
+        loinc = None
+        if type(concept) is dict:
+            for coding in concept.get("coding") or ():
+                if type(coding) is dict and coding.get("code") in wanted:
+                    loinc = coding["code"]
+                    break
         if loinc is None:
             continue
         if obs.get("status") in _SKIP_STATUS or not _subject_is(obs, stay.patient_id):

@@ -4,8 +4,8 @@ Index stays are finished inpatient Encounters with a discharge instant. A stay i
 index when the patient died or went to hospice (no readmission is possible), when it ended in a
 transfer to another acute hospital (the episode continues elsewhere), or when the 30 days after
 discharge are not fully observed (``as_of``). A readmission is any other inpatient admission that
-starts after the discharge instant and within the window, same day included, except the
-admission that receives a transfer (starting within 24 hours of a transfer-out discharge).
+starts after the discharge instant and within the window, same day included. The stay that
+receives a transfer is an index stay of its own, judged by its own discharge.
 """
 
 from collections.abc import Iterable
@@ -22,7 +22,6 @@ _DEATH_OR_HOSPICE = get(DEATH_OR_HOSPICE_DISCHARGE).members
 _ACUTE_TRANSFER = frozenset(
     {(NUBC_DISCHARGE, "02"), (NUBC_DISCHARGE, "66"), (DISCHARGE_DISPOSITION, "hosp")}
 )
-_TRANSFER_GAP = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -100,22 +99,4 @@ def readmission_labels(
                 readmission_id=readmission if reason is None else None,
             )
         )
-    _drop_transfer_receipts(labels, stays)
     return labels
-
-
-def _drop_transfer_receipts(
-    labels: list[StayLabel], stays: list[tuple[Resource, datetime, datetime]]
-) -> None:
-    """A stay that follows a transfer-out within 24 h continues that episode: it is not a
-    readmission of the stay before the transfer."""
-    receipts = set()
-    for j in range(1, len(stays)):
-        prev, _, prev_end = stays[j - 1]
-        if _disposition(prev) & _ACUTE_TRANSFER and stays[j][1] - prev_end <= _TRANSFER_GAP:
-            receipts.add(str(stays[j][0].get("id")))
-    for k, lab in enumerate(labels):
-        if lab.readmission_id in receipts:
-            labels[k] = StayLabel(
-                lab.encounter_id, lab.patient_id, lab.discharged, False, lab.excluded, lab.reason
-            )

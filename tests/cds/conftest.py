@@ -192,9 +192,6 @@ def predictor() -> Any:
     return Predictor.load()
 
 
-AppFactory = Callable[..., httpx.AsyncClient]
-
-
 @pytest.fixture
 async def cds(
     jwks_dir: Path, predictor: Any, engine: AsyncEngine

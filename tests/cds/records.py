@@ -83,14 +83,20 @@ def full_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:
         if template.is_read:
             out[template.key] = found[0] if found else None
             continue
-        if kind == "MedicationRequest":
-            found = [r for r in found if r.get("status") == "active"]
+        if "class=" in template.query:
+            wanted = template.query.split("class=")[1].split("&")[0].split(",")
+            found = [
+                r
+                for r in found
+                if f"{r.get('class', {}).get('system')}|{r.get('class', {}).get('code')}" in wanted
+            ]
         if kind == "Observation":
             wanted = {
                 c.split("|")[1] for c in template.query.split("code=")[1].split("&")[0].split(",")
             }
             found = sorted((r for r in found if wanted & _codes(r)), key=_when, reverse=True)[:20]
         if kind == "Encounter":
-            found = sorted(found, key=_when, reverse=True)[:100]
+            count = int(template.query.split("_count=")[1].split("&")[0])
+            found = sorted(found, key=_when, reverse=True)[:count]
         out[template.key] = _searchset(found) if found else None
     return out

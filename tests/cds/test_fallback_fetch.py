@@ -21,7 +21,7 @@ from cds_services.record_source import (
 from risk_model.cohort import demo_bundles
 from tests.cds.conftest import Signer
 from tests.cds.helpers import SERVICE, headers, hook_request
-from tests.cds.records import full_prefetch
+from tests.cds.records import full_prefetch, resources_of
 
 pytestmark = pytest.mark.anyio
 
@@ -243,3 +243,70 @@ def test_gateway_mounts_the_service_behind_client_jwts(live_fhir_server: Any) ->
     for response in (discovery, service, key):
         assert response.status_code == 401
         assert response.content == b""
+
+
+@pytest.fixture
+def static_ehr(tmp_path: Any) -> Iterator[tuple[str, Any]]:
+    """A plain static-file web server laid out like a FHIR base: reads and searches, no batch."""
+    import functools
+    import http.server
+
+    root = tmp_path / "ehr"
+    (root / "fhir" / "Patient").mkdir(parents=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/fhir", root / "fhir"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_server_without_batch_gets_one_request_per_slot(
+    cds: Any, ec_signer: Signer, static_ehr: tuple[str, Any], predictor: Any
+) -> None:
+    import json
+
+    from tests.cds.records import patient_id
+
+    base, folder = static_ehr
+    for bundle in demo_bundles():
+        resources = resources_of(bundle)
+        try:
+            expected = predictor.predict(resources)
+        except Exception:
+            continue
+        break
+    pid = patient_id(resources)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources:
+        by_type.setdefault(resource["resourceType"], []).append(resource)
+    (folder / "Patient" / pid).write_text(json.dumps(by_type["Patient"][0]))
+    for kind in ("Encounter", "Condition", "MedicationRequest", "Procedure", "Observation"):
+        entries = [{"resource": r} for r in by_type.get(kind, [])]
+        (folder / kind).write_text(
+            json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+        )
+    async with httpx.AsyncClient() as http:
+        assert await FhirFetcher(http, base, "t", max_pages=5).batch(["Patient/x"], "x") is None
+    client = cds(fhir_servers=[base])
+    body = hook_request(pid, None, fhir_server=base, access_token="opaque-token")
+    response = await client.post(SERVICE, json=body, headers=headers(ec_signer, SERVICE))
+    assert response.status_code == 200, response.text
+    assert pct(expected.probability) in response.json()["cards"][0]["summary"]
+
+
+async def test_our_server_answers_the_fallback_in_one_batch(ehr: dict[str, Any]) -> None:
+    pid, resources, _ = ehr["patients"][0]
+    encounters = sum(1 for r in resources if r["resourceType"] == "Encounter")
+    async with httpx.AsyncClient() as http:
+        fetcher = FhirFetcher(http, ehr["base"], ehr["token"], max_pages=5)
+        answers = await fetcher.batch(
+            [f"Patient/{pid}", f"Encounter?patient={pid}", "Patient/no-such-patient"], "test"
+        )
+    assert answers is not None
+    (s1, patient), (s2, bundle), (s3, _) = answers
+    assert (s1, patient["id"]) == (200, pid)
+    assert s2 == 200 and len(bundle.get("entry", [])) == encounters
+    assert s3 == 404

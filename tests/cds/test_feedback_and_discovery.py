@@ -30,9 +30,17 @@ async def test_discovery_document(cds: Any, ec_signer: Signer) -> None:
     assert service["hook"] == "patient-view"
     assert service["title"] and service["description"] and service["usageRequirements"]
     prefetch = service["prefetch"]
-    assert {"patient", "encounters", "conditions", "medications", "hemoglobin", "sodium"} <= set(
-        prefetch
-    )
+    assert {
+        "patient",
+        "encounters",
+        "inpatient-encounters",
+        "emergency-encounters",
+        "conditions",
+        "medications",
+        "procedures",
+        "hemoglobin",
+        "sodium",
+    } <= set(prefetch)
     for key, template in prefetch.items():
         assert set(TOKEN.findall(template)) == {"context.patientId"}, key
         resource_type = re.split(r"[/?]", template, maxsplit=1)[0]
@@ -46,7 +54,7 @@ async def test_discovery_document(cds: Any, ec_signer: Signer) -> None:
         }
     assert "_count=" in prefetch["encounters"] and "_sort=-date" in prefetch["encounters"]
     assert "718-7" in prefetch["hemoglobin"] and "2951-2" in prefetch["sodium"]
-    assert "status=active" in prefetch["medications"]
+    assert "IMP" in prefetch["inpatient-encounters"] and "EMER" in prefetch["emergency-encounters"]
 
 
 @pytest.fixture

@@ -61,3 +61,49 @@ async def test_discovery_has_the_shape_of_the_spec_sample(cds: Any, ec_signer: S
     assert set(reference) <= set(ours) | {"usageRequirements"}
     for key, value in reference.items():
         assert type(ours[key]) is type(value), key
+
+
+def synthea_patients(limit: int) -> list[list[dict[str, Any]]]:
+    """Realistic records: Synthea patients with an inpatient stay, as the EHR would hold them."""
+    import gzip
+
+    from tests.cds.records import resources_of
+
+    folder = shared_data() / "synthea-r4"
+    if not folder.is_dir():
+        pytest.skip("shared data not available (synthea-r4): the clone has no ../shared")
+    found = []
+    for path in sorted(folder.glob("*.json.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            resources = resources_of(json.load(handle))
+        inpatient = any(
+            r["resourceType"] == "Encounter" and r.get("class", {}).get("code") == "IMP"
+            for r in resources
+        )
+        if inpatient:
+            found.append(resources)
+        if len(found) == limit:
+            break
+    return found
+
+
+async def test_synthea_cards_match_the_whole_record(
+    cds: Any, ec_signer: Signer, predictor: Any
+) -> None:
+    from tests.cds.helpers import empty_paths, hook_request
+    from tests.cds.records import full_prefetch, patient_id
+
+    """The prefetch templates carry everything the model reads, even for heavy users."""
+    client = cds()
+    for resources in synthea_patients(8):
+        pid = patient_id(resources)
+        body = hook_request(pid, full_prefetch(resources))
+        response = await client.post(SERVICE, json=body, headers=headers(ec_signer, SERVICE))
+        assert response.status_code == 200, response.text
+        cards = response.json()["cards"]
+        assert empty_paths(response.json()) == []
+        expected = predictor.predict(resources, patient_id=pid)
+        assert len(cards) == 1
+        assert cards[0]["summary"].lower().startswith(expected.band)
+        percent = f"{round(expected.probability * 100):.0f}%"
+        assert cards[0]["summary"].endswith(f": {percent}"), (cards[0]["summary"], percent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -266,3 +267,35 @@ def test_clients_are_read_from_the_environment(
     assert settings.cds_clients[0].fhir_servers == ["https://e/fhir"]
     assert settings.cds_cors_origins == ["https://a.example", "https://b.example"]
     assert settings.cds_indicator_thresholds == (0.15, 0.3)
+
+
+async def test_unreachable_jwks_url_is_refused(cds: Any) -> None:
+    signer = Signer(
+        "https://down-ehr.example.org", "ES384", ec.generate_private_key(ec.SECP384R1())
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/jwks.json"
+    client = cds(extra_clients=[CdsClient(iss=signer.iss, jwks_url=closed, tenant="embl")])
+    await assert_refused(client, signer.token(DISCOVERY))
+
+
+async def test_rotated_keys_are_picked_up_after_the_cache_expires(
+    cds: Any, jwks_server: str, tmp_path: Path
+) -> None:
+    old = Signer("https://rot-ehr.example.org", "ES384", ec.generate_private_key(ec.SECP384R1()))
+    new = Signer(old.iss, "ES384", ec.generate_private_key(ec.SECP384R1()))
+    (tmp_path / "jwks.json").write_text(json.dumps(old.jwks()))
+    url = f"{jwks_server}/jwks.json"
+    client = cds(
+        extra_clients=[CdsClient(iss=old.iss, jwks_url=url, tenant="embl")],
+        cds_jwks_cache_seconds=0,
+    )
+    assert (
+        await client.get("/cds-services", headers=auth(old.token(DISCOVERY)))
+    ).status_code == 200
+    (tmp_path / "jwks.json").write_text(json.dumps(new.jwks()))
+    assert (
+        await client.get("/cds-services", headers=auth(new.token(DISCOVERY)))
+    ).status_code == 200
+    await assert_refused(client, old.token(DISCOVERY))

@@ -157,3 +157,9 @@ def test_tables_from_the_bulk_data_sample(shared_data: Path) -> None:
     assert table.x.shape[0] > 0
     assert table.skipped == 0
     assert len(set(table.patients.tolist())) <= 10
+
+
+def test_cli_converts_and_refuses_a_train_without_data(tmp_path: Path) -> None:
+    assert main(["convert-diabetes130", str(SAMPLE), str(tmp_path), "--format", "files"]) == 0
+    assert len(list(tmp_path.glob("patient-*.json"))) == 3
+    assert main(["train", "--quiet"]) == 2
