@@ -12,24 +12,36 @@ from tests.conftest import LiveServer
 
 
 def test_fhirpy_finds_the_stored_risk_assessment(live_fhir_server: LiveServer) -> None:
-    client = SyncFHIRClient(live_fhir_server.fhir_base,
-                            extra_headers={"X-API-Key": live_fhir_server.keys["ukhd"]})
-    patient = client.resource("Patient", gender="female", birthDate="1941-03-02",
-                              identifier=[{"system": "urn:smart-test", "value": str(uuid.uuid4())}])
+    client = SyncFHIRClient(
+        live_fhir_server.fhir_base, extra_headers={"X-API-Key": live_fhir_server.keys["ukhd"]}
+    )
+    patient = client.resource(
+        "Patient",
+        gender="female",
+        birthDate="1941-03-02",
+        identifier=[{"system": "urn:smart-test", "value": str(uuid.uuid4())}],
+    )
     patient.save()
-    for start, end in (("2025-01-02T08:00:00Z", "2025-01-09T12:00:00Z"),
-                       ("2025-03-01T08:00:00Z", "2025-03-04T12:00:00Z")):
+    for start, end in (
+        ("2025-01-02T08:00:00Z", "2025-01-09T12:00:00Z"),
+        ("2025-03-01T08:00:00Z", "2025-03-04T12:00:00Z"),
+    ):
         client.resource(
-            "Encounter", status="finished",
-            **{"class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                         "code": "IMP"}},
-            subject=patient.to_reference(), period={"start": start, "end": end},
+            "Encounter",
+            status="finished",
+            **{
+                "class": {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "IMP",
+                }
+            },
+            subject=patient.to_reference(),
+            period={"start": start, "end": end},
         ).save()
     found = []
     deadline = time.time() + 30
     while time.time() < deadline and len(found) < 2:
-        found = client.resources("RiskAssessment").search(patient=patient.id).sort(
-            "-date").fetch()
+        found = client.resources("RiskAssessment").search(patient=patient.id).sort("-date").fetch()
         time.sleep(0.2)
     assert len(found) == 2
     first, second = found
