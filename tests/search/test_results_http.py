@@ -345,6 +345,9 @@ def test_system_search(app_client: httpx.Client, data: Loaded) -> None:
     assert data.found(b) == set(data.ids)
     b = get(app_client, data, "/", "_lastUpdated=lt2000-01-01")
     assert data.found(b) == set()
+    # [base]? without the trailing slash reaches the same search (via a redirect).
+    r = app_client.get("", params={"_id": data.ids["pB"]}, follow_redirects=True)
+    assert r.status_code == 200 and data.found(r.json()) == {"pB"}
     r = app_client.post("/_search", data={"_id": data.ids["oB1"]})
     assert r.status_code == 200 and data.found(r.json()) == {"oB1"}
 
