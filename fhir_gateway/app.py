@@ -101,14 +101,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected.include_router(rest.router)
     _include_optional(protected, "fhir_gateway.api.search", "router")
     app.include_router(protected)
-    # POST [base] without a trailing slash is how most clients send Bundles.
-    app.add_api_route(
-        "/fhir",
-        bundle.process,
-        methods=["POST"],
-        include_in_schema=False,
-        dependencies=[Depends(check_format), Depends(get_principal)],
-    )
+    # [base] without a trailing slash: POST takes Bundles, GET is system search.
+    from fhir_gateway.api.search import search_system
+
+    for method, endpoint in (("POST", bundle.process), ("GET", search_system)):
+        app.add_api_route(
+            "/fhir",
+            endpoint,
+            methods=[method],
+            include_in_schema=False,
+            dependencies=[Depends(check_format), Depends(get_principal)],
+        )
 
     _mount_cds(app, settings, state)
     app.include_router(web_routes.router)
