@@ -146,7 +146,36 @@ def test_serve_stops_cleanly(tmp_path: Path) -> None:
                 break
         except httpx.HTTPError:
             time.sleep(0.3)
+    # a large transaction in flight when the signal arrives must still complete
+    import threading
+    import uuid
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": {"resourceType": "Patient", "name": [{"family": f"P{i}"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            }
+            for i in range(4000)
+        ],
+    }
+    result: dict[str, int] = {}
+
+    def post() -> None:
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/fhir", json=bundle, headers={"X-API-Key": "k1"}, timeout=120
+        )
+        result["status"] = r.status_code
+
+    sender = threading.Thread(target=post)
+    sender.start()
+    time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
+    sender.join(timeout=120)
+    assert result.get("status") == 200
     assert proc.wait(timeout=60) == 0
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
 
