@@ -9,6 +9,7 @@ can; whatever remains is still in the table for the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -39,7 +40,7 @@ async def drain_once(db: Any, predictor: Any) -> int:
                 await conn.execute(
                     "DELETE FROM scoring_queue WHERE tenant = $1 AND encounter_id = $2", tenant, eid
                 )
-            except (OperationOutcomeError, Exception) as exc:  # noqa: BLE001 - never crash the loop
+            except (OperationOutcomeError, Exception) as exc:  # never crash the loop
                 await conn.execute(
                     "UPDATE scoring_queue SET attempts = attempts + 1, last_error = $3"
                     " WHERE tenant = $1 AND encounter_id = $2",
@@ -77,10 +78,8 @@ class ScoringWorker:
             if n:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         self._stop.set()

@@ -8,6 +8,7 @@ resource would cap ingest far below what PostgreSQL can take.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,9 @@ class Version:
         return loaded
 
 
+@functools.lru_cache(maxsize=256)
 def format_instant(ts: datetime) -> str:
+    """FHIR instant text; cached because a whole transaction shares one timestamp."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
@@ -139,7 +142,7 @@ class Repository:
         count: int = 50,
         before: tuple[datetime, str, str, int] | None = None,
     ) -> list[Version]:
-        """Versions newest first; ``before`` is the keyset of the last entry of the previous page."""
+        """Versions newest first; ``before`` is the keyset of the previous page's last entry."""
         clauses = ["tenant = $1"]
         args: list[Any] = [self.tenant]
         if rtype is not None:
