@@ -352,6 +352,7 @@ def gateway_server(
         if workers > 1:
             # As a multi-worker deployment runs: one /metrics aggregated over the workers.
             env["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")
+            (work / "metrics").mkdir()
         env.update(extra_env or {})
         argv = [
             sys.executable,
