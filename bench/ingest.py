@@ -188,11 +188,15 @@ def sekmet_venv(version: str) -> Path:
         return venv
     print(f"installing sekmet-fhir {version} into {venv} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-    subprocess.run(
+    done = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"sekmet-fhir=={version}"],
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=900,
     )
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-3000:])
+        raise RuntimeError(f"installing sekmet-fhir {version} failed")
     return venv
 
 

@@ -70,11 +70,11 @@ async def load_patients(server: ServerProcess, paths: Sequence[Path]) -> list[st
     return ids
 
 
-async def assessments_settled(server: ServerProcess, timeout: float) -> int:
+async def assessments_settled(server: ServerProcess, limit: float) -> int:
     """Wait until the discharge worker has stopped adding RiskAssessments; returns their count."""
     conn = connect(server)
     last, stable = -1, 0
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     try:
         while time.monotonic() < deadline and stable < 3:
             status, body = await conn.request("GET", "/fhir/RiskAssessment?_summary=count")
@@ -186,7 +186,7 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
     started = time.perf_counter()
     patients = asyncio.run(load_patients(server, paths))
     print(f"loaded {len(patients)} Synthea patients in {time.perf_counter() - started:.0f} s")
-    stored = asyncio.run(assessments_settled(server, timeout=300))
+    stored = asyncio.run(assessments_settled(server, 300))
     print(f"discharge scoring settled: {stored} stored RiskAssessments")
     eligible = asyncio.run(scorable(server, patients))
     print(f"{len(eligible)} of {len(patients)} patients have a scorable inpatient stay")
