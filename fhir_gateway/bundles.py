@@ -19,7 +19,13 @@ from fhir_gateway import interactions
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.models import resource_types
 from fhir_gateway.fhir.parsing import check_resource
-from fhir_gateway.fhir.references import ID_PATTERN, parse_local, rewrite_references
+from fhir_gateway.fhir.references import (
+    ID_PATTERN,
+    iter_references,
+    locate,
+    parse_local,
+    reference_holders,
+)
 from fhir_gateway.store.repository import Repository, format_instant, new_id
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -241,31 +247,39 @@ class TransactionProcessor:
                 self.ref_map[e.full_url] = f"{e.rtype}/{e.assigned_id}"
 
     async def _rewrite(self, e: Entry) -> None:
-        assert e.resource is not None
-        pending: list[tuple[dict[str, Any], str, str]] = []
+        """Point references at the ids planned for this Bundle and resolve conditional ones.
 
-        def resolve(ref: str, location: str) -> str | None:
-            if ref.startswith("#"):
-                return None
-            mapped = self.ref_map.get(ref)
+        One walk over the resource finds every reference; locations are worked out only for
+        the error messages, because most transactions have none.
+        """
+        resource = e.resource
+        assert resource is not None
+        ref_map = self.ref_map
+        pending: list[dict[str, Any]] = []
+        unresolved: list[dict[str, Any]] = []
+        for holder in reference_holders(resource):
+            ref: str = holder["reference"]
+            mapped = ref_map.get(ref)
             if mapped is not None:
-                return mapped
-            if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
-                raise errors.invalid(
-                    f"Reference '{ref}' at {location} names no entry of this Bundle",
-                    [f"{e.where}.resource.{location.partition('.')[2]}"],
-                    detail="unresolved-reference",
-                )
-            return None
-
-        rewrite_references(e.resource, resolve)
-        from fhir_gateway.fhir.references import iter_references
-
-        for holder, location in iter_references(e.resource, e.resource["resourceType"]):
+                holder["reference"] = mapped
+            elif ref.startswith(("urn:uuid:", "urn:oid:")):
+                unresolved.append(holder)
+            elif "?" in ref and not ref.startswith("#") and "/" not in ref.split("?")[0]:
+                pending.append(holder)
+        if unresolved:
+            # Report the first one in document order, as a client reading the Bundle meets it.
+            ids = {id(h) for h in unresolved}
+            for holder, location in iter_references(resource, resource["resourceType"]):
+                if id(holder) in ids:
+                    raise errors.invalid(
+                        f"Reference '{holder['reference']}' at {location} names no entry of "
+                        "this Bundle",
+                        [f"{e.where}.resource.{location.partition('.')[2]}"],
+                        detail="unresolved-reference",
+                    )
+        for holder in pending:
             ref = holder["reference"]
-            if "?" in ref and not ref.startswith("#") and "/" not in ref.split("?")[0]:
-                pending.append((holder, location, ref))
-        for holder, location, ref in pending:
+            location = locate(resource, holder)
             rtype, _, query = ref.partition("?")
             matches = await interactions.find_ids(self.repo, rtype, query)
             if not matches and not self.strict_references:

@@ -1,7 +1,9 @@
 """Typed dependencies for routes: the app state, the caller, and the request body.
 
 Authentication is a router-level dependency so that every FHIR route requires a credential
-unless it is explicitly mounted on the public router.
+unless it is explicitly mounted on the public router. Dependencies are ``async def`` even when
+they do no I/O: FastAPI runs a plain ``def`` dependency in a worker thread, and those thread
+hand-offs cost more than a whole plain read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fhir_gateway.state import AppState
 from fhir_gateway.store.db import Database
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.gateway
     return state
 
@@ -25,11 +27,11 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_database(state: StateDep) -> Database:
+async def get_database(state: StateDep) -> Database:
     return state.db
 
 
@@ -98,7 +100,7 @@ def check_content_type(request: Request) -> None:
         )
 
 
-def check_format(request: Request) -> None:
+async def check_format(request: Request) -> None:
     fmt = request.query_params.get("_format")
     if fmt and fmt.lower() not in ("json", "application/fhir+json", "application/json"):
         raise errors.unsupported_media(f"_format '{fmt}' is not supported; only JSON is served")

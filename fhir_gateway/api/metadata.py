@@ -120,5 +120,5 @@ def _version() -> str:
 
 @router.get("/metadata")
 async def metadata(request: Request, settings: SettingsDep) -> Response:
-    check_format(request)
+    await check_format(request)
     return fhir_json(capability_statement(settings.fhir_base_url(), request))

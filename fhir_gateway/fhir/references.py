@@ -53,6 +53,42 @@ def iter_references(node: Any, path: str = "") -> Iterator[tuple[dict[str, Any],
             yield from iter_references(item, f"{path}[{i}]")
 
 
+def reference_holders(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every dict holding a ``reference`` string, in no particular order.
+
+    The write path rewrites references of every resource of every transaction; building a
+    location string for each element (as ``iter_references`` does) costs more than the walk,
+    and it is only needed when something is wrong, so this walk skips it. ``locate`` finds the
+    location of one holder afterwards.
+    """
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [resource]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        if type(node) is dict:
+            if type(node.get("reference")) is str:
+                found.append(node)
+            for value in node.values():
+                kind = type(value)
+                if kind is dict or kind is list:
+                    push(value)
+        else:
+            for value in node:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    push(value)
+    return found
+
+
+def locate(resource: dict[str, Any], holder: dict[str, Any]) -> str:
+    """The FHIRPath-like location of ``holder`` inside ``resource`` (for error messages)."""
+    for candidate, location in iter_references(resource, resource.get("resourceType", "")):
+        if candidate is holder:
+            return location
+    return str(resource.get("resourceType", ""))
+
+
 def rewrite_references(resource: dict[str, Any], resolve: Callable[[str, str], str | None]) -> None:
     """Replace each reference for which ``resolve(reference, location)`` returns a new value."""
     for holder, location in iter_references(resource, resource.get("resourceType", "")):

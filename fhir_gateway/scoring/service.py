@@ -66,12 +66,15 @@ async def score_patient(
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
     repo = Repository(conn, tenant)
-    await repo.read("Patient", patient_id)
     if encounter_id is not None:
+        await repo.read("Patient", patient_id)
         enc = await repo.current("Encounter", encounter_id)
         if enc is None or enc.deleted:
             raise errors.not_found(f"Encounter/{encounter_id} is not known")
     resources = await load_record(conn, tenant, patient_id)
+    if not resources or resources[0].get("resourceType") != "Patient":
+        # The record starts with the live Patient; without it, say why (404 or 410 Gone).
+        await repo.read("Patient", patient_id)
     prediction = predict(predictor, resources, patient_id, encounter_id, as_of)
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 

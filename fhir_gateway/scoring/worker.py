@@ -41,7 +41,7 @@ async def drain_once(db: Any, predictor: Any) -> int:
                 await conn.execute(
                     "DELETE FROM scoring_queue WHERE tenant = $1 AND encounter_id = $2", tenant, eid
                 )
-            except (OperationOutcomeError, Exception) as exc:
+            except (OperationOutcomeError, Exception) as exc:  # never crash the loop
                 await conn.execute(
                     # Back off: the rest of the record (e.g. the Patient of an NDJSON import)
                     # may still be on its way.

@@ -31,6 +31,9 @@ async def patient_record(
     ``observation_codes`` restricts Observations to those codes, so a model that reads a few
     labs does not pull a patient's whole vital-sign history.
     """
+    # Driven from the reference index, so the cost follows the size of this patient's record,
+    # never the size of the table (an OR between "the Patient" and "what points at it" would
+    # make PostgreSQL scan every resource of the tenant).
     args: list[object] = [tenant, patient_id, _PATIENT_PARAMS]
     type_clause = ""
     if types is not None:
@@ -52,13 +55,18 @@ async def patient_record(
     if limit is not None:
         args.append(limit)
         limit_clause = f" LIMIT ${len(args)}"
+    columns = "r.type, r.id, r.version, r.last_updated, r.content"
     sql = (
-        "SELECT r.type, r.id, r.version, r.last_updated, r.content FROM resource r"
-        " WHERE r.tenant = $1 AND NOT r.deleted AND ("
-        " (r.type = 'Patient' AND r.id = $2) OR r.rid IN ("
-        "  SELECT x.rid FROM idx_reference x WHERE x.tenant = $1 AND x.target_type = 'Patient'"
-        f"  AND x.target_id = $2 AND x.param = ANY($3){type_clause}))"
-        f"{obs_clause}{since_clause} ORDER BY (r.type <> 'Patient'), r.type, r.id{limit_clause}"
+        f"SELECT * FROM (SELECT {columns} FROM resource r"
+        f" WHERE r.tenant = $1 AND r.type = 'Patient' AND r.id = $2 AND NOT r.deleted"
+        f"{since_clause}"
+        f" UNION ALL SELECT {columns} FROM (SELECT DISTINCT x.rid FROM idx_reference x"
+        "  WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2"
+        f"  AND x.param = ANY($3){type_clause}) AS refs"
+        " JOIN resource r ON r.rid = refs.rid"
+        " WHERE r.tenant = $1 AND NOT r.deleted AND NOT (r.type = 'Patient' AND r.id = $2)"
+        f"{obs_clause}{since_clause}) AS r"
+        f" ORDER BY (r.type <> 'Patient'), r.type, r.id{limit_clause}"
     )
     rows = await conn.fetch(sql, *args)
     return [

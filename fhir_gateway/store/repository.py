@@ -8,6 +8,7 @@ resource would cap ingest far below what PostgreSQL can take.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,9 @@ class Version:
         return loaded
 
 
+@functools.lru_cache(maxsize=256)
 def format_instant(ts: datetime) -> str:
+    """FHIR instant text; cached because a whole transaction shares one timestamp."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
@@ -297,10 +300,17 @@ class Repository:
             )
 
     async def _write_index(self, index: IndexBatch) -> None:
+        """COPY for a Bundle's worth of rows; a cached prepared INSERT for a single resource.
+
+        asyncpg's COPY asks the server for the table's column types on every call, an extra
+        round trip per table that dominates when one resource is written.
+        """
         for attr, table, cols in IndexBatch.TABLES:
             rows = getattr(index, attr)
-            if rows:
+            if len(rows) > _SMALL_WRITE:
                 await self.conn.copy_records_to_table(table, records=rows, columns=cols)
+            elif rows:
+                await self.conn.executemany(_insert_sql(table, cols), rows)
 
     async def _lock_current(self, rtype: str, rid: str) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(
@@ -415,8 +425,26 @@ class Repository:
         return Version(rtype, rid, version_no, self.now, True, None, "DELETE")
 
     async def _delete_index(self, srid: int) -> None:
-        for _attr, table, _cols in IndexBatch.TABLES:
-            await self.conn.execute(f"DELETE FROM {table} WHERE rid = $1", srid)
+        await self.conn.execute(_DELETE_INDEX_SQL, srid)
+
+
+_SMALL_WRITE = 64
+
+# One statement (one round trip) removes a resource's rows from every index table.
+_DELETE_INDEX_SQL = (
+    "WITH "
+    + ", ".join(
+        f"d{i} AS (DELETE FROM {table} WHERE rid = $1)"
+        for i, (_attr, table, _cols) in enumerate(IndexBatch.TABLES)
+    )
+    + " SELECT 1"
+)
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
 
 
 def as_mapping(v: Version) -> Mapping[str, Any]:
