@@ -383,6 +383,23 @@ def gateway_server(
             yield server
         finally:
             server.stop()
+            stop_postgres(server.pg_marker)
+
+
+def stop_postgres(marker: str, grace: float = 15.0) -> None:
+    """Fast-shut-down a PostgreSQL left running under ``marker`` (the server stops it normally).
+
+    The embedded PostgreSQL runs in its own session, outside the server's process group, so a
+    server killed after its grace period would leave it behind with its data directory gone.
+    """
+    postmasters = [p for p in processes_mentioning(marker) if "postgres -D" in command_of(p)]
+    for pid in postmasters:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while postmasters and time.monotonic() < deadline:
+        postmasters = [p for p in postmasters if Path(f"/proc/{p}").exists()]
+        time.sleep(0.2)
 
 
 def gateway_headers() -> dict[str, str]:
