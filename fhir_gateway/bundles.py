@@ -172,6 +172,8 @@ class TransactionProcessor:
         # Authorization hook (``check(repo, entry)``, ``search_limits(type)``), run per entry
         # after references are resolved, so a forbidden entry fails like any other entry.
         self.guard = guard
+        if guard is not None:
+            self.repo.conditional_guard = guard.conditional_guard
 
     async def run(self, entries: list[Entry]) -> list[dict[str, Any]]:
         for e in entries:

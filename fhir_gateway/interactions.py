@@ -33,7 +33,10 @@ async def find_ids(repo: Repository, rtype: str, query: str) -> list[str]:
         from fhir_gateway.search.service import find_ids as search_find_ids
     except ImportError:  # search not installed: conditional interactions unavailable
         raise errors.not_supported("Conditional interactions need search", status=501) from None
-    return list(await search_find_ids(repo.conn, repo.tenant, rtype, query))
+    found = list(await search_find_ids(repo.conn, repo.tenant, rtype, query))
+    if repo.conditional_guard is not None:
+        await repo.conditional_guard(repo, rtype, found)
+    return found
 
 
 async def lock_query(repo: Repository, rtype: str, query: str) -> None:

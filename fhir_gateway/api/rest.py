@@ -78,7 +78,9 @@ async def create(
     if isinstance(data, dict):
         enforce.require(principal, "c", resource_type, data)
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         out = await interactions.create(
             repo, resource_type, data, if_none_exist=request.headers.get("if-none-exist")
         )
@@ -141,7 +143,9 @@ async def update(
     if isinstance(data, dict):
         enforce.require(principal, "u", resource_type, data)
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         await enforce.require_current(principal, "u", repo, resource_type, rid)
         out = await interactions.update(repo, resource_type, rid, data, if_match=if_match(request))
         await audit.record_write(conn, request, principal, "update", [out.version])
@@ -168,7 +172,9 @@ async def conditional_update(
     if enforce.confined_patient(principal, "u", resource_type) is not None:
         raise errors.forbidden("A patient-context grant cannot update by search criteria")
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         out = await interactions.conditional_update(
             repo, resource_type, query, data, if_match=if_match(request)
         )
@@ -192,7 +198,9 @@ async def patch(
     enforce.require(principal, "u", resource_type)
     ops = parse_json(await read_body(request, settings.max_body_bytes))
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         current = await repo.read(resource_type, rid)
         enforce.require_content(principal, "u", resource_type, current.content)
         expected = if_match(request)
@@ -223,7 +231,9 @@ async def delete(
     known_type(resource_type)
     enforce.require(principal, "d", resource_type)
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         await enforce.require_current(principal, "d", repo, resource_type, rid)
         out = await interactions.delete(repo, resource_type, rid, if_match=if_match(request))
         await audit.record_write(conn, request, principal, "delete", [out.version])
@@ -246,7 +256,9 @@ async def conditional_delete(
     if enforce.confined_patient(principal, "d", resource_type) is not None:
         raise errors.forbidden("A patient-context grant cannot delete by search criteria")
     async with db.connection() as conn, conn.transaction():
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         out = await interactions.conditional_delete(repo, resource_type, request.url.query)
         await audit.record_write(conn, request, principal, "delete", [out.version])
     return write_response(request, out, settings.fhir_base_url())
@@ -341,7 +353,9 @@ async def _history(
     since, at, count, before = _history_params(request)
     enforce.require_history(principal, rtype, rid)
     async with db.connection() as conn:
-        repo = Repository(conn, principal.tenant)
+        repo = Repository(
+            conn, principal.tenant, conditional_guard=enforce.conditional_guard(principal)
+        )
         if rid is not None and rtype is not None:
             await _require_known(repo, rtype, rid)
             await enforce.require_current(principal, "r", repo, rtype, rid)

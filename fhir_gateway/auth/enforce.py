@@ -156,6 +156,26 @@ async def require_current(
             require_content(principal, letter, resource_type, current.content)
 
 
+def conditional_guard(principal: Principal) -> Callable[[Any, str, list[str]], Any]:
+    """Conditional criteria are a search: the caller needs search on the type, and read on every
+    resource they match, or the answer (its id, version, even its body) would leak it."""
+
+    async def guard(repo: Any, resource_type: str, ids: list[str]) -> None:
+        require(principal, "s", resource_type)
+        for rid in ids:
+            current = await repo.current(resource_type, rid)
+            if current is None or current.deleted:
+                continue
+            try:
+                require_content(principal, "r", resource_type, current.content)
+            except errors.OperationOutcomeError:
+                raise errors.forbidden(
+                    "The conditional criteria match a resource outside the granted scopes"
+                ) from None
+
+    return guard
+
+
 def confined_patient(principal: Principal, letter: str, resource_type: str) -> str | None:
     """The patient whose compartment a search or history must stay inside, if any."""
     grants = granting(_scopes(principal), letter, resource_type)
@@ -279,3 +299,6 @@ class BundleGuard:
 
     def search_limits(self, rtype: str) -> SearchLimits:
         return search_limits(self.principal, rtype)
+
+    async def conditional_guard(self, repo: Any, resource_type: str, ids: list[str]) -> None:
+        await conditional_guard(self.principal)(repo, resource_type, ids)

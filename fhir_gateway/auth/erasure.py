@@ -12,6 +12,8 @@ import asyncpg
 
 from fhir_gateway.auth.audit import Access, write_events
 from fhir_gateway.auth.principal import Principal
+from fhir_gateway.fhir import errors
+from fhir_gateway.fhir.references import ID_PATTERN
 
 INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity")
 
@@ -34,19 +36,28 @@ async def compartment_members(
     return [(r["type"], r["id"], r["rid"]) for r in rows]
 
 
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 async def erase_patient(
     conn: asyncpg.Connection, tenant: str, patient_id: str, principal: Principal
 ) -> list[str]:
     """Erase the compartment; returns the ``Type/id`` of every resource removed."""
+    if not ID_PATTERN.match(patient_id):
+        # The id also goes into a LIKE pattern below: only a valid FHIR id (letters, digits,
+        # '-' and '.') may reach it, and it is escaped there all the same.
+        raise errors.invalid(f"'{patient_id}' is not a valid FHIR id", ["id"])
     async with conn.transaction():
         members = await compartment_members(conn, tenant, patient_id)
         # Versions of compartment resources deleted earlier have no index rows any more; their
         # history is found through the stored references in the history text.
         stale = await conn.fetch(
             "SELECT DISTINCT h.type, h.id FROM resource_history h WHERE h.tenant = $1 AND "
-            "h.content IS NOT NULL AND (h.content LIKE $2 OR (h.type = 'Patient' AND h.id = $3))",
+            "h.content IS NOT NULL AND (h.content LIKE $2 ESCAPE '\\'"
+            " OR (h.type = 'Patient' AND h.id = $3))",
             tenant,
-            f'%"Patient/{patient_id}"%',
+            f'%"Patient/{_like_literal(patient_id)}"%',
             patient_id,
         )
         targets = {(t, i) for t, i, _ in members} | {(r["type"], r["id"]) for r in stale}

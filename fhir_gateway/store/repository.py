@@ -86,6 +86,9 @@ class Repository:
     conn: asyncpg.Connection
     tenant: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Called with (repository, type, matched ids) whenever conditional criteria found matches,
+    # so a caller's grants decide whether it may learn of them (see auth.enforce).
+    conditional_guard: Any = None
     _pending: list[_PendingCreate] = field(default_factory=list)
     _rids: list[int] = field(default_factory=list)
 
