@@ -105,13 +105,26 @@ def parse_entries(bundle: dict[str, Any]) -> list[Entry]:
                 f"{where}.request.url names unknown type '{rtype}'", [f"{where}.request.url"]
             )
         resource = e.get("resource")
+        if method in ("PUT", "DELETE") and rid is None and not query:
+            raise errors.invalid(
+                f"{where}.request.url must name Type/id or carry search criteria for {method}",
+                [f"{where}.request.url"],
+            )
+        if method == "PATCH" and rid is None:
+            raise errors.invalid(
+                f"{where}.request.url must name Type/id for PATCH", [f"{where}.request.url"]
+            )
+        if rid is not None and not ID_PATTERN.match(rid):
+            raise errors.invalid(
+                f"{where}.request.url has an invalid id '{rid[:80]}'", [f"{where}.request.url"]
+            )
         if method in ("POST", "PUT") and not isinstance(resource, dict):
             raise errors.invalid(f"{where} ({method}) needs a resource", [f"{where}.resource"])
         match = req.get("ifMatch")
         if_match = None
         if isinstance(match, str):
             digits = match.replace("W/", "").strip('"')
-            if not digits.isdigit():
+            if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
                 raise errors.invalid(
                     f"{where}.request.ifMatch is not a version ETag", [f"{where}.request.ifMatch"]
                 )
@@ -343,10 +356,20 @@ class TransactionProcessor:
     async def _get(self, e: Entry) -> dict[str, Any]:
         if e.rid is not None:
             parts = e.url.split("?")[0].strip("/").split("/")
-            if len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit():
+            if len(parts) == 2:
+                v = await self.repo.read(e.rtype, e.rid)
+            elif (
+                len(parts) == 4
+                and parts[2] == "_history"
+                and parts[3].isascii()
+                and parts[3].isdigit()
+                and int(parts[3]) <= 2**31 - 1
+            ):
                 v = await self.repo.vread(e.rtype, e.rid, int(parts[3]))
             else:
-                v = await self.repo.read(e.rtype, e.rid)
+                raise errors.not_supported(
+                    "A Bundle GET entry may read (Type/id), vread (Type/id/_history/n) or search"
+                )
             return _response(200, v, resource=True)
         try:
             from fhir_gateway.search.service import search_bundle

@@ -8,7 +8,7 @@ from fastapi import Request
 
 from fhir_gateway.fhir import errors
 
-_ETAG = re.compile(r'^(?:W/)?"?([0-9]+)"?$')
+_ETAG = re.compile(r'^(?:W/)?(?:"([0-9]{1,9})"|([0-9]{1,9}))$')
 
 
 def if_match(request: Request) -> int | None:
@@ -18,7 +18,7 @@ def if_match(request: Request) -> int | None:
     m = _ETAG.match(raw.strip())
     if not m:
         raise errors.invalid(f"If-Match '{raw}' is not a version ETag like W/\"3\"", ["If-Match"])
-    return int(m.group(1))
+    return int(m.group(1) or m.group(2))
 
 
 def prefer_return(request: Request) -> str:

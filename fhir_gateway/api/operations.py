@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from fhir_gateway.api.deps import PrincipalDep, StateDep, read_body
 from fhir_gateway.api.responses import fhir_json
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.models import resource_types
+from fhir_gateway.fhir.parsing import parse_json
 from fhir_gateway.operations.registry import (
     PRIMITIVES,
     REGISTRY,
@@ -26,17 +26,17 @@ router = APIRouter()
 def _parameters(body: bytes) -> dict[str, list[Any]]:
     if not body.strip():
         return {}
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.structure(f"Malformed JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise errors.structure("The operation body must be a Parameters resource")
     if data.get("resourceType") != "Parameters":
         # A bare resource is accepted as the single 'resource' input (e.g. $validate).
         return {"resource": [data]}
     out: dict[str, list[Any]] = {}
-    for i, p in enumerate(data.get("parameter", [])):
+    raw = data.get("parameter", [])
+    if not isinstance(raw, list):
+        raise errors.structure("Parameters.parameter must be an array", ["Parameters.parameter"])
+    for i, p in enumerate(raw):
         if not isinstance(p, dict) or not isinstance(p.get("name"), str):
             raise errors.invalid("Each parameter needs a name", [f"Parameters.parameter[{i}]"])
         value: Any = p.get("resource")

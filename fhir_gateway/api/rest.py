@@ -23,6 +23,8 @@ from fhir_gateway.fhir.models import resource_types
 from fhir_gateway.fhir.parsing import parse_json
 from fhir_gateway.store.repository import Repository, Version, format_instant
 
+MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
+
 router = APIRouter()
 # History routes are mounted before the instance routes so "_history" is never read as an id.
 history_router = APIRouter()
@@ -119,8 +121,8 @@ async def vread(
     settings: SettingsDep,
 ) -> Response:
     known_type(resource_type)
-    if not vid.isdigit():
-        raise errors.not_found(f"Version '{vid}' is not known")
+    if not vid.isascii() or not vid.isdigit() or int(vid) > MAX_VERSION:
+        raise errors.not_found(f"Version '{vid[:20]}' is not known")
     enforce.require(principal, "r", resource_type)
     async with db.connection() as conn:
         v = await Repository(conn, principal.tenant).vread(resource_type, rid, int(vid))
@@ -272,7 +274,7 @@ def _history_params(request: Request) -> tuple[datetime | None, datetime | None,
     since = _instant(q.get("_since"), "_since")
     at = _instant(q.get("_at"), "_at")
     raw_count = q.get("_count", "50")
-    if not raw_count.isdigit():
+    if not (raw_count.isascii() and raw_count.isdigit()) or len(raw_count) > 9:
         raise errors.invalid(f"_count '{raw_count}' is not a non-negative integer", ["_count"])
     count = min(int(raw_count), 1000)
     cursor = q.get("_cursor")
@@ -281,6 +283,8 @@ def _history_params(request: Request) -> tuple[datetime | None, datetime | None,
         try:
             ts, rtype, rid, ver = cursor.split("|")
             before = (datetime.fromisoformat(ts), rtype, rid, int(ver))
+            if not 0 < before[3] <= MAX_VERSION:
+                raise ValueError(ver)
         except ValueError:
             raise errors.invalid("_cursor is malformed", ["_cursor"]) from None
     return since, at, count, before
@@ -366,8 +370,9 @@ async def _history(
     base = settings.fhir_base_url()
     path = request.url.path
     next_url = None
-    if len(versions) > count:
-        versions = versions[:count]
+    more = len(versions) > count
+    versions = versions[:count]
+    if more and versions:
         last = versions[-1]
         cursor = f"{last.last_updated.isoformat()}|{last.type}|{last.id}|{last.version}"
         params = dict(request.query_params)

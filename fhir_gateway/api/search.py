@@ -45,7 +45,15 @@ async def _form_params(request: Request) -> list[tuple[str, str]]:
     body = await request.body()
     if body and ctype != FORM:
         raise errors.unsupported_media(f"POST _search takes {FORM}, not '{ctype}'")
-    return parse_qsl(body.decode("utf-8"), keep_blank_values=True) if body else []
+    if not body:
+        return []
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.invalid("The form body is not UTF-8", ["body"]) from None
+    if "%00" in text or "\x00" in text:
+        raise errors.invalid("The form body contains a NUL character", ["body"])
+    return parse_qsl(text, keep_blank_values=True)
 
 
 async def _search(

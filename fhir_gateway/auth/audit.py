@@ -125,6 +125,11 @@ def build_event(principal: Principal, access: Access, recorded: datetime) -> dic
     return event
 
 
+def _clean(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; a request may carry one (e.g. ``Patient/a%00b``)."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 async def write_events(conn: asyncpg.Connection, items: Iterable[tuple[Principal, Access]]) -> int:
     rows = []
     now = datetime.now(UTC)
@@ -133,14 +138,14 @@ async def write_events(conn: asyncpg.Connection, items: Iterable[tuple[Principal
         rows.append(
             (
                 event["id"],
-                principal.tenant,
+                _clean(principal.tenant),
                 now,
-                f"Patient/{access.patient}" if access.patient else None,
-                principal.client_id,
-                list(access.entities),
+                _clean(f"Patient/{access.patient}") if access.patient else None,
+                _clean(principal.client_id),
+                [_clean(e) for e in access.entities],
                 access.action,
                 access.outcome,
-                orjson.dumps(event).decode(),
+                _clean(orjson.dumps(event).decode()),
             )
         )
     if rows:
@@ -202,6 +207,9 @@ async def record_write(
     request.state.audited = True
 
 
+MAX_QUEUED = 100_000
+
+
 class AuditTrail:
     """Queue of read records written in batches by one background task; drained on stop."""
 
@@ -215,22 +223,36 @@ class AuditTrail:
         self._stopping = False
 
     def record(self, principal: Principal, access: Access) -> None:
+        if len(self._pending) >= MAX_QUEUED:
+            log.error("audit queue full; record dropped")
+            return
         self._pending.append((principal, access))
         if len(self._pending) >= self.batch:
             self._wake.set()
 
     async def flush(self) -> int:
+        """Write what is queued. A batch that fails is retried record by record, so one bad
+        record can never hold back the others; a record that fails on its own is logged (by
+        type of error only) and dropped. A database outage puts the rest back for later."""
         written = 0
         while self._pending:
             chunk, self._pending = self._pending[: self.batch], self._pending[self.batch :]
             try:
                 async with self.db.connection() as conn, conn.transaction():
                     written += await write_events(conn, chunk)
-            except Exception:
-                # Put the records back so the next flush (or shutdown) retries them.
+                continue
+            except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
                 self._pending[:0] = chunk
-                log.exception("audit records could not be written; will retry")
+                log.warning("audit records could not be written; will retry")
                 raise
+            except Exception:
+                log.warning("audit batch refused; writing its records one by one")
+            for item in chunk:
+                try:
+                    async with self.db.connection() as conn, conn.transaction():
+                        written += await write_events(conn, [item])
+                except Exception as exc:
+                    log.error("audit record dropped", extra={"error": type(exc).__name__})
         return written
 
     async def _run(self) -> None:
@@ -251,7 +273,12 @@ class AuditTrail:
         self._wake.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:  # the database is gone; nothing more can be written
+            log.error(
+                "audit records left unwritten at shutdown", extra={"count": len(self._pending)}
+            )
 
 
 def describe(method: str, path: str, query: str) -> Access | None:

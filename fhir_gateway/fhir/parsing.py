@@ -19,9 +19,33 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise errors.structure("The request body is empty; a FHIR resource in JSON was expected")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.structure(f"Malformed JSON: {exc}") from None
+    if b"\\u0000" in body:  # cheap pre-check; the walk below finds where
+        where = _nul_location(data, "")
+        if where is not None:
+            raise errors.invalid("Strings may not contain the NUL character", [where or "$"])
+    return data
+
+
+def _nul_location(node: Any, path: str) -> str | None:
+    """Where a string (or key) with a NUL character is, as a JSON path; None if nowhere."""
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if "\x00" in key:
+                return f"{path}.{key}".lstrip(".")
+            found = _nul_location(value, f"{path}.{key}".lstrip("."))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _nul_location(value, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def check_resource(

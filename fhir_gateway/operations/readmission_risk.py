@@ -111,6 +111,7 @@ def pushed_record(bundle: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         res = dict(res)
         if not res.get("id"):
             full = entry.get("fullUrl", "")
+            full = full if isinstance(full, str) else ""
             res["id"] = (
                 full.rsplit(":", 1)[-1] if full.startswith("urn:uuid:") else str(uuid.uuid4())
             )

@@ -14,15 +14,30 @@ def test_conditional_create_does_not_reveal_what_the_caller_cannot_read(
     with smart_server.live.client("dkfz") as admin:
         mine, other = new_patient(admin, "Mine"), new_patient(admin, "Other")
         other_obs = new_observation(admin, other)
-    body = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": f"Patient/{mine}"}}
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{mine}"},
+    }
     with smart_server.client("patient/Observation.cruds patient/Patient.rs", patient=mine) as c:
         r = c.post("/Observation", json=body, headers={"If-None-Exist": f"_id={other_obs}"})
         assert r.status_code == 403, r.text
         assert other_obs not in r.text
-        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": body, "request": {"method": "POST", "url": "Observation",
-                                           "ifNoneExist": f"_id={other_obs}"}}]}
+        tx = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": body,
+                    "request": {
+                        "method": "POST",
+                        "url": "Observation",
+                        "ifNoneExist": f"_id={other_obs}",
+                    },
+                }
+            ],
+        }
         r = c.post("", json=tx)
         assert r.status_code == 403 and other_obs not in r.text
     with smart_server.client("system/Observation.c") as c:
@@ -35,14 +50,22 @@ def test_conditional_reference_needs_read_on_its_target(smart_server: SmartServe
     value = str(uuid.uuid4())
     with smart_server.live.client("dkfz") as admin:
         mine = new_patient(admin, "Mine")
-        other = admin.post("/Patient", json={
-            "resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": value}]}
+        other = admin.post(
+            "/Patient",
+            json={"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": value}]},
         ).json()["id"]
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "subject": {"reference": f"Patient/{mine}"},
-           "focus": [{"reference": f"Patient?identifier=urn:mrn|{value}"}]}
-    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": obs, "request": {"method": "POST", "url": "Observation"}}]}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{mine}"},
+        "focus": [{"reference": f"Patient?identifier=urn:mrn|{value}"}],
+    }
+    tx = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": obs, "request": {"method": "POST", "url": "Observation"}}],
+    }
     with smart_server.client("patient/Observation.cruds patient/Patient.rs", patient=mine) as c:
         assert c.post("", json=tx).status_code == 403
     assert other
@@ -57,3 +80,13 @@ def test_erasure_refuses_wildcard_ids(smart_server: SmartServer) -> None:
             r = c.post(f"/Patient/{bad}/$erase")
             assert r.status_code == 400, (bad, r.text)
         assert c.get(f"/Observation/{oid}").status_code == 200
+
+
+def test_a_nul_in_a_request_does_not_stop_the_audit_trail(smart_server: SmartServer) -> None:
+    from tests.auth.test_audit_tenants import _subtype, _wait_for
+
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin)
+        assert admin.get("/Patient/a%00b").status_code == 400
+        assert admin.get(f"/Patient/{pid}").status_code == 200
+    _wait_for(smart_server, _subtype("read"), patient=pid)
