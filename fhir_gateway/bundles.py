@@ -257,6 +257,13 @@ class TransactionProcessor:
                 e.assigned_id = matches[0]
             elif e.method == "PUT":
                 body_id = (e.resource or {}).get("id")
+                if body_id:
+                    taken = await self.repo.current(e.rtype, str(body_id))
+                    if taken is not None and not taken.deleted:
+                        raise errors.conflict(
+                            f"No {e.rtype} matched the criteria, and the body's id "
+                            f"'{body_id}' is taken"
+                        )
                 e.assigned_id = str(body_id) if body_id else new_id()
             if e.full_url and e.assigned_id:
                 self.ref_map[e.full_url] = f"{e.rtype}/{e.assigned_id}"

@@ -124,6 +124,13 @@ async def conditional_update(
         resource["id"] = matches[0]
         return await update(repo, rtype, matches[0], resource, if_match=if_match)
     if body_id is not None:
+        # No match but an id: create it under that id, unless that id is already taken by a
+        # resource the criteria did not match (R5 spells this out: 409, never an overwrite).
+        existing = await repo.current(rtype, str(body_id))
+        if existing is not None and not existing.deleted:
+            raise errors.conflict(
+                f"No {rtype} matched the criteria, and the body's id '{body_id}' is taken"
+            )
         return await update(repo, rtype, str(body_id), resource, if_match=if_match)
     version = await repo.create(resource)
     await repo.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.parsing import parse_json
 from fhir_gateway.observability_hooks import count_bundle_entries, count_rollback
 
+log = logging.getLogger("fhir_gateway.bundle")
 router = APIRouter()
 
 
@@ -62,7 +65,7 @@ async def process(
     results: list[dict[str, Any]] = []
     async with db.connection() as conn:
         for entry in entries:
-            results.append(await _batch_entry(conn, principal, base, entry))
+            results.append(await _batch_entry(conn, request, principal, base, entry))
     return fhir_json(
         orjson.dumps({"resourceType": "Bundle", "type": "batch-response", "entry": results})
     )
@@ -80,12 +83,32 @@ def _written(processor: TransactionProcessor, entries: list[Entry]) -> list[Any]
     return out
 
 
-async def _batch_entry(conn: Any, principal: Any, base: str, entry: Entry) -> dict[str, Any]:
+async def _batch_entry(
+    conn: Any, request: Request, principal: Any, base: str, entry: Entry
+) -> dict[str, Any]:
+    """One batch entry in its own savepoint, audited with it; its failure is its own."""
     try:
         async with conn.transaction():
             processor = TransactionProcessor(conn, principal.tenant, base, BundleGuard(principal))
             (response,) = await processor.run([entry])
+            if entry.method != "GET":
+                await audit.record_write(
+                    conn, request, principal, "batch", _written(processor, [entry])
+                )
             return response
     except errors.OperationOutcomeError as exc:
         err = _entry_error(exc, entry) if not str(exc).startswith("Bundle.entry") else exc
         return {"response": {"status": str(err.status), "outcome": err.outcome()}}
+    except Exception:
+        correlation = str(uuid.uuid4())
+        log.exception("batch entry failed", extra={"correlation_id": correlation})
+        outcome = errors.outcome(
+            [
+                errors.Issue(
+                    "exception",
+                    f"Internal error; correlation id {correlation}",
+                    detail_code="internal-error",
+                ).to_json()
+            ]
+        )
+        return {"response": {"status": "500", "outcome": outcome}}

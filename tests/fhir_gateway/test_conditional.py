@@ -119,3 +119,25 @@ def test_conditional_reference_in_transaction(app_client: httpx.Client) -> None:
     assert obs["subject"]["reference"] == f"Patient/{pid}"
     bundle["entry"][0]["resource"]["subject"]["reference"] = "Patient?identifier=urn:race|none"
     assert app_client.post("", json=bundle).status_code == 400
+
+
+def test_conditional_update_without_match_does_not_overwrite_a_taken_id(
+    app_client: httpx.Client,
+) -> None:
+    pid = app_client.post("/Patient", json=patient(str(uuid.uuid4()))).json()["id"]
+    body = {"resourceType": "Patient", "id": pid, "gender": "unknown"}
+    r = app_client.put(f"/Patient?identifier=urn:race|{uuid.uuid4()}", json=body)
+    assert r.status_code == 409
+    assert app_client.get(f"/Patient/{pid}").json()["gender"] == "male"
+    tx = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": body,
+                "request": {"method": "PUT", "url": f"Patient?identifier=urn:race|{uuid.uuid4()}"},
+            }
+        ],
+    }
+    assert app_client.post("", json=tx).status_code == 409
+    assert app_client.get(f"/Patient/{pid}").json()["meta"]["versionId"] == "1"
