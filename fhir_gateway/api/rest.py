@@ -367,6 +367,12 @@ async def _history(
             rtype, rid, since=since, at=at, count=count + 1, before=before
         )
     versions = [v for v in versions if enforce.visible_type(principal, "r", v.type)]
+    if rid is not None and rtype is not None and enforce.needs_resource(principal, "r", rtype):
+        # Every version must be within reach, not only the current one: a deleted resource,
+        # or one that moved between patients, keeps its older content in history.
+        for v in versions:
+            if v.content is not None:
+                enforce.require_content(principal, "r", rtype, v.content)
     base = settings.fhir_base_url()
     path = request.url.path
     next_url = None

@@ -90,3 +90,14 @@ def test_a_nul_in_a_request_does_not_stop_the_audit_trail(smart_server: SmartSer
         assert admin.get("/Patient/a%00b").status_code == 400
         assert admin.get(f"/Patient/{pid}").status_code == 200
     _wait_for(smart_server, _subtype("read"), patient=pid)
+
+
+def test_history_of_a_deleted_resource_stays_confined(smart_server: SmartServer) -> None:
+    with smart_server.live.client("dkfz") as admin:
+        mine, other = new_patient(admin, "Mine"), new_patient(admin, "Other")
+        other_obs = new_observation(admin, other)
+        assert admin.delete(f"/Observation/{other_obs}").status_code == 204
+    with smart_server.client("patient/Observation.rs patient/Patient.rs", patient=mine) as c:
+        r = c.get(f"/Observation/{other_obs}/_history")
+        assert r.status_code == 403, r.text
+        assert other not in r.text
