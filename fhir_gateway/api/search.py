@@ -66,6 +66,7 @@ async def _search(
     compartment: tuple[str, str] | None = None,
 ) -> Response:
     limits = enforce.search_limits(principal, resource_type, compartment)
+    enforce.require_joined(principal, resource_type, params)
     async with db.connection() as conn:
         bundle = await search_bundle(
             conn,

@@ -233,6 +233,37 @@ def search_limits(
     return SearchLimits(compartment, params, include_ok)
 
 
+def require_joined(
+    principal: Principal, resource_type: str | None, params: list[tuple[str, str]]
+) -> None:
+    """Chains and ``_has`` read other types' data: the caller must be allowed to search those
+    types too, or the match/no-match answer would reveal them."""
+    from fhir_gateway.search.definitions import search_parameters
+
+    for name, _value in params:
+        if name.startswith("_has:"):
+            parts = name.split(":")
+            for i, part in enumerate(parts):
+                if part == "_has" and i + 1 < len(parts):
+                    require(principal, "s", parts[i + 1])
+            continue
+        if "." not in name or resource_type is None:
+            continue
+        current = resource_type
+        for link in name.split(".")[:-1]:
+            code, _, explicit = link.partition(":")
+            if explicit:
+                targets: tuple[str, ...] = (explicit,)
+            else:
+                definition = search_parameters(current).get(code)
+                targets = definition.targets if definition is not None else ()
+            for target in targets:
+                require(principal, "s", target)
+            if len(targets) != 1:
+                break
+            current = targets[0]
+
+
 def visible_type(principal: Principal, letter: str, resource_type: str) -> bool:
     """For system-level results: drop whole types (audit records) the caller may not see."""
     return bool(granting(_scopes(principal), letter, resource_type))

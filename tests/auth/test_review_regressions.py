@@ -101,3 +101,20 @@ def test_history_of_a_deleted_resource_stays_confined(smart_server: SmartServer)
         r = c.get(f"/Observation/{other_obs}/_history")
         assert r.status_code == 403, r.text
         assert other not in r.text
+
+
+def test_has_and_chains_need_search_on_the_joined_type(smart_server: SmartServer) -> None:
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin, "Joined")
+        new_observation(admin, pid)
+    with smart_server.client("system/Patient.rs") as c:
+        r = c.get("/Patient", params={"_has:Observation:subject:status": "final"})
+        assert r.status_code == 403
+    with smart_server.client("system/Observation.rs") as c:
+        r = c.get("/Observation", params={"subject:Patient.family": "Joined"})
+        assert r.status_code == 403
+    with smart_server.client("system/Observation.rs system/Patient.rs") as c:
+        r = c.get("/Observation", params={"subject:Patient.family": "Joined"})
+        assert r.status_code == 200 and r.json().get("entry")
+        r = c.get("/Patient", params={"_has:Observation:subject:status": "final", "_id": pid})
+        assert r.status_code == 200 and r.json().get("entry")
