@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url="/docs",
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.gateway = state

@@ -32,7 +32,25 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     if settings.database_url:
         return settings.database_url, None
     embedded = EmbeddedPostgres(Path(settings.data_dir) / "postgres")
-    return embedded.start(), embedded
+    url = embedded.start()
+    asyncio.run(_quiet_server_log(url))
+    return url, embedded
+
+
+async def _quiet_server_log(url: str) -> None:
+    """PostgreSQL quotes the offending statement and values in its log on every error, and a
+    client's bad value can be patient data; the embedded server logs only fatal problems."""
+    import asyncpg
+
+    from fhir_gateway.store.urls import asyncpg_dsn
+
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("ALTER SYSTEM SET log_min_error_statement = 'panic'")
+        await conn.execute("ALTER SYSTEM SET log_min_messages = 'fatal'")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -102,6 +102,9 @@ async def operation_definition(op_id: str, principal: PrincipalDep, state: State
     op = REGISTRY.get(op_id)
     if op is not None:
         return fhir_json(op.definition())
+    from fhir_gateway.auth.enforce import require
+
+    require(principal, "r", "OperationDefinition")
     async with state.db.connection() as conn:
         v = await Repository(conn, principal.tenant).read("OperationDefinition", op_id)
     return fhir_json(v.content, headers={"ETag": v.etag})
@@ -135,6 +138,7 @@ async def instance_operation(
 
 @router.get("/_async/{job_id}")
 async def async_job(job_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+    _require_population(principal)
     from fhir_gateway.operations.readmission_risk_population import job_status
 
     return await job_status(state, principal.tenant, job_id)
@@ -142,6 +146,14 @@ async def async_job(job_id: str, principal: PrincipalDep, state: StateDep) -> Re
 
 @router.delete("/_async/{job_id}")
 async def async_job_cancel(job_id: str, principal: PrincipalDep, state: StateDep) -> Response:
+    _require_population(principal)
     from fhir_gateway.operations.readmission_risk_population import cancel_job
 
     return await cancel_job(state, principal.tenant, job_id)
+
+
+def _require_population(principal: Any) -> None:
+    """Polling or cancelling a job needs what starting it needed."""
+    from fhir_gateway.auth.enforce import require_operation
+
+    require_operation(principal, "readmission-risk-population", None, None, True)
