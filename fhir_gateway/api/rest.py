@@ -320,7 +320,7 @@ def history_bundle(
         parts += [b'{"fullUrl":', _jstr(f"{base}/{url}")]
         if v.content is not None:
             parts += [b',"resource":', v.content.encode()]
-        method = "DELETE" if v.deleted else ("POST" if v.version == 1 else "PUT")
+        method = "DELETE" if v.deleted else v.method
         status = "204" if v.deleted else ("201" if v.version == 1 else "200")
         request_url = v.type if method == "POST" else url
         parts += [

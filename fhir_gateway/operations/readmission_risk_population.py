@@ -41,7 +41,10 @@ async def discharges(
         found = discharge_of(enc)
         if found is None:
             continue
-        end = parse_as_of(enc["period"]["end"])
+        try:
+            end = parse_as_of(enc["period"]["end"])
+        except errors.OperationOutcomeError:
+            continue  # a stored period.end the model could not use either
         if end is None or (since and end < since) or (before and end >= before):
             continue
         out.append(found)
@@ -84,6 +87,13 @@ async def run_population(
     return summary(scored, failed, len(todo))
 
 
+def _when(raw: Any, name: str) -> datetime | None:
+    try:
+        return parse_as_of(raw)
+    except errors.OperationOutcomeError:
+        raise errors.invalid(f"{name} '{raw}' is not a valid dateTime", [name]) from None
+
+
 def summary(scored: int, failed: int, total: int) -> dict[str, Any]:
     return {
         "resourceType": "Parameters",
@@ -112,8 +122,8 @@ def summary(scored: int, failed: int, total: int) -> dict[str, Any]:
     ),
 )
 async def population(ctx: OperationContext) -> Any:
-    since = parse_as_of(ctx.one("dischargedSince"))
-    before = parse_as_of(ctx.one("dischargedBefore"))
+    since = _when(ctx.one("dischargedSince"), "dischargedSince")
+    before = _when(ctx.one("dischargedBefore"), "dischargedBefore")
     if ctx.state.predictor is None:
         raise errors.not_supported("The readmission model is not loaded", status=503)
     tenant = ctx.principal.tenant
