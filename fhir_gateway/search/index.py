@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from fhir_gateway.search.compile_extract import extractor
 from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters
 from fhir_gateway.search.fhirpath import Node, Path, evaluate, paths_for_type
 from fhir_gateway.search.values import HIGH_OPEN, LOW_OPEN, date_range, normalise
@@ -49,6 +50,13 @@ def _compiled(resource_type: str) -> tuple[_Compiled, ...]:
 
 def extract(resource_type: str, resource: Mapping[str, Any]) -> IndexRows:
     """Index rows for every search parameter of ``resource_type`` that has a value."""
+    rows = IndexRows()
+    extractor(resource_type)(resource, rows)
+    return rows
+
+
+def extract_reference(resource_type: str, resource: Mapping[str, Any]) -> IndexRows:
+    """Index rows by interpreting each parameter's compiled FHIRPath steps on the resource."""
     rows = IndexRows()
     for param in _compiled(resource_type):
         nodes = evaluate(param.paths, resource)
