@@ -109,7 +109,9 @@ def _emit_path(em: _Emitter, path: Path, sink: str) -> None:
         var = em.lookup(first.name)
         em.choice_element(first.name)
         em.line(f"if {var} is not M or (ci is not None and {first.name!r} in ci):")
-        em.line(f"t = top_plain(r, {var}, ci, {first.name!r})", 2)
+        em.line(f"if {var} is M: t = choice_values(r, ci[{first.name!r}])", 2)
+        em.line(f"elif isinstance({var}, list): t = {var}", 2)
+        em.line(f"else: t = [{var}]", 2)
         steps.pop(0)
     elif isinstance(first, Field):
         assert first.as_type is not None
@@ -154,7 +156,7 @@ def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
     namespace: dict[str, Any] = {
         "MISSING": compile_steps.MISSING,
         "choice_index": compile_steps.choice_index,
-        "top_plain": compile_steps.top_plain,
+        "choice_values": compile_steps.choice_values,
         "top_cast": compile_steps.top_cast,
         "field": compile_steps.field,
         "cast": compile_steps.cast,

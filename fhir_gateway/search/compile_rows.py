@@ -58,8 +58,12 @@ def _str(value: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     """The normalised text, or None for a missing or blank one."""
-    if not isinstance(value, str):
-        return None
+    return _normalised_text(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=16384)
+def _normalised_text(value: str) -> str | None:
+    """Cached: displays and texts come from code systems and repeat across nearly every write."""
     if value.isascii():
         # For ASCII, normalising yields "" exactly when the text is blank.
         return " ".join(value.lower().split()) or None
@@ -208,3 +212,10 @@ def split_reference(ref: str) -> tuple[str | None, str | None, str | None]:
     if is_absolute and len(parts) >= 2 and parts[-2][:1].isupper():
         return parts[-2], None, ref
     return None, None, ref
+
+
+def clear_caches() -> None:
+    """Forget cached dates, texts and references, so a benchmark sees every value as new."""
+    date_range.cache_clear()
+    _normalised_text.cache_clear()
+    split_reference.cache_clear()

@@ -47,16 +47,11 @@ def choice_index(
     return index
 
 
-def top_plain(
-    resource: Mapping[str, Any], value: Any, index: dict[str, list[str]] | None, name: str
-) -> list[Any]:
-    """Values of the resource's element ``name``: the element itself, else its choice keys."""
+def choice_values(resource: Mapping[str, Any], keys: list[str]) -> list[Any]:
+    """Values of a choice element the resource has under the typed ``keys``."""
     out: list[Any] = []
-    if value is not MISSING:
-        add_children(out, value)
-    elif index is not None:
-        for key in index.get(name, ()):
-            add_children(out, resource[key])
+    for key in keys:
+        add_children(out, resource[key])
     return out
 
 

@@ -236,3 +236,57 @@ def test_every_type_compiles(tmp_path: Path) -> None:
         source = extractor_source(rtype)
         compile(source, rtype, "exec")
         (tmp_path / f"{rtype}.py").write_text(source, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def _date_texts(rng: random.Random) -> Iterator[str]:
+    """Instants and dates near every validity edge, in the shapes the fast parser takes."""
+    years = ["0001", "1970", "2020", "2024", "9999", "20a0", "٢٠٢٠"]
+    months = ["01", "02", "12", "00", "13"]
+    days = ["01", "28", "29", "30", "31", "00", "32"]
+    hours = ["00", "09", "23", "24", "25"]
+    minutes = ["00", "59", "60"]
+    seconds = ["00", "59", "60"]
+    fractions = ["", ".1", ".25", ".123", ".123456", ".1234567", "."]
+    zones = [
+        "Z",
+        "+00:00",
+        "-00:00",
+        "+02:00",
+        "-05:00",
+        "+14:00",
+        "+23:59",
+        "+24:00",
+        "+05:99",
+        "",
+    ]
+    for _ in range(4000):
+        date = f"{rng.choice(years)}-{rng.choice(months)}-{rng.choice(days)}"
+        yield date
+        yield (
+            f"{date}T{rng.choice(hours)}:{rng.choice(minutes)}:{rng.choice(seconds)}"
+            f"{rng.choice(fractions)}{rng.choice(zones)}"
+        )
+    yield from ["2020", "2020-02", " 2020-02-28 ", "2020-02-28T10:15", "2020-02-28T10:15:30z"]
+
+
+def _parsed(parse: Any, text: str) -> str:
+    try:
+        return repr(parse(text))
+    except (ValueError, OverflowError) as exc:
+        return f"raised {type(exc).__name__}"
+
+
+def test_date_fast_paths_agree_with_the_general_parser() -> None:
+    from fhir_gateway.search.values import _general_date_range, date_range
+
+    texts = sorted(set(_date_texts(random.Random(7))))
+    assert len(texts) > 2000
+    valid = 0
+    for text in texts:
+        expected = _parsed(_general_date_range, text)
+        assert _parsed(date_range, text) == expected, text
+        valid += not expected.startswith("raised")
+    assert 300 < valid < len(texts)
