@@ -27,7 +27,6 @@ from fhir_gateway.search.fhirpath import (
     CHOICE_TYPES,
     Extension,
     Field,
-    Path,
     Step,
     WhereEquals,
     WhereResolveIs,
@@ -59,6 +58,7 @@ class _Emitter:
     constants: dict[str, Any] = field(default_factory=dict)
     lookups: dict[str, str] = field(default_factory=dict)  # JSON key -> local variable
     choice_bases: dict[str, list[str]] = field(default_factory=dict)  # choice key -> element names
+    prefixes: dict[tuple[Step, ...], str] = field(default_factory=dict)  # path prefix -> local
 
     def line(self, text: str, indent: int = 1) -> None:
         self.lines.append("    " * indent + text)
@@ -86,46 +86,55 @@ class _Emitter:
                 bases.append(name)
 
 
-def _step_call(em: _Emitter, step: Step) -> str:
+def _step_call(em: _Emitter, step: Step, values: str) -> str:
     if isinstance(step, Field):
         if step.as_type is None:
             keys = em.constant(compile_steps.choice_keys(step.name))
-            return f"field(t, {step.name!r}, {keys})"
-        return f"cast(t, {step.name!r}, {step.name + step.as_type!r})"
+            return f"field({values}, {step.name!r}, {keys})"
+        return f"cast({values}, {step.name!r}, {step.name + step.as_type!r})"
     if isinstance(step, WhereEquals):
-        return f"where_equals(t, {step.key!r}, {step.literal!r})"
+        return f"where_equals({values}, {step.key!r}, {step.literal!r})"
     if isinstance(step, WhereResolveIs):
-        return f"where_resolve_is(t, {step.resource_type!r})"
+        return f"where_resolve_is({values}, {step.resource_type!r})"
     if isinstance(step, Extension):
-        return f"extension(t, {step.url!r})"
+        return f"extension({values}, {step.url!r})"
     raise TypeError(step)
 
 
-def _emit_path(em: _Emitter, path: Path, sink: str) -> None:
-    """Code that puts the values ``path`` reaches into ``t`` and hands a non-empty ``t`` on."""
-    steps = list(path.steps)
+def _values(em: _Emitter, steps: tuple[Step, ...]) -> str:
+    """The local holding the values ``steps`` reach (``E`` when none), computed once.
+
+    Parameters share path prefixes (``Observation.component`` starts six of them,
+    ``Resource.meta`` four), so each distinct prefix is one local, emitted at function level
+    the first time a parameter needs it and reused by every later one.
+    """
+    if steps in em.prefixes:
+        return em.prefixes[steps]
     first = steps[0] if steps else None
-    if isinstance(first, Field) and first.as_type is None:
-        var = em.lookup(first.name)
+    top_field = len(steps) == 1 and isinstance(first, Field)
+    parent = _values(em, steps[:-1]) if steps and not top_field else ""
+    var = f"x{len(em.prefixes)}"
+    if not steps:
+        em.line(f"{var} = [r]")
+    elif len(steps) == 1 and isinstance(first, Field) and first.as_type is None:
+        value = em.lookup(first.name)
         em.choice_element(first.name)
-        em.line(f"if {var} is not M or (ci is not None and {first.name!r} in ci):")
-        em.line(f"if {var} is M: t = choice_values(r, ci[{first.name!r}])", 2)
-        em.line(f"elif isinstance({var}, list): t = {var}", 2)
-        em.line(f"else: t = [{var}]", 2)
-        steps.pop(0)
-    elif isinstance(first, Field):
+        em.line(
+            f"{var} = ({value} if isinstance({value}, list) else [{value}]) "
+            f"if {value} is not M else (choice_values(r, ci[{first.name!r}]) "
+            f"if ci is not None and {first.name!r} in ci else E)"
+        )
+    elif len(steps) == 1 and isinstance(first, Field):
         assert first.as_type is not None
         typed = em.lookup(first.name + first.as_type)
         plain = em.lookup(first.name)
-        em.line(f"if {typed} is not M or {plain} is not M:")
-        em.line(f"t = top_cast({typed}, {plain})", 2)
-        steps.pop(0)
+        em.line(
+            f"{var} = top_cast({typed}, {plain}) if {typed} is not M or {plain} is not M else E"
+        )
     else:
-        em.line("if True:")
-        em.line("t = [r]", 2)
-    for step in steps:
-        em.line(f"if t: t = {_step_call(em, step)}", 2)
-    em.line(f"if t: {sink}", 2)
+        em.line(f"{var} = {_step_call(em, steps[-1], parent)} if {parent} else E")
+    em.prefixes[steps] = var
+    return var
 
 
 def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
@@ -140,12 +149,11 @@ def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
             continue
         attr, builder = _BUILDERS[definition.type]
         em.line(f"# {code} ({definition.type}): {' '.join(definition.expression.split())}")
-        if len(paths) == 1:
-            _emit_path(em, paths[0], f"rows.{attr}.extend({builder}({code!r}, t))")
+        found = [_values(em, path.steps) for path in paths]
+        if len(found) == 1:
+            em.line(f"if {found[0]}: rows.{attr}.extend({builder}({code!r}, {found[0]}))")
         else:
-            em.line("n = []")
-            for path in paths:
-                _emit_path(em, path, "n += t")
+            em.line(f"n = [{', '.join('*' + var for var in found)}]")
             em.line(f"if n: rows.{attr}.extend({builder}({code!r}, n))")
     if em.choice_bases:
         bases = em.constant({k: tuple(v) for k, v in em.choice_bases.items()})
@@ -155,6 +163,7 @@ def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
         )
     namespace: dict[str, Any] = {
         "MISSING": compile_steps.MISSING,
+        "E": (),
         "choice_index": compile_steps.choice_index,
         "choice_values": compile_steps.choice_values,
         "top_cast": compile_steps.top_cast,

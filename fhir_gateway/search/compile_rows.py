@@ -77,16 +77,20 @@ def token_rows(code: str, values: list[Any]) -> list[TokenRow]:
         if type(v) is dict or (not isinstance(v, bool | str | int) and isinstance(v, Mapping)):
             if "coding" in v or ("text" in v and "value" not in v and "code" not in v):
                 for coding in v.get("coding") or ():
-                    if _is_mapping(coding):
+                    if type(coding) is dict or isinstance(coding, Mapping):
+                        # _str and _text inlined for the usual str / None: this loop is the
+                        # single largest cost of building rows.
+                        s, c, d = coding.get("system"), coding.get("code"), coding.get("display")
                         add(
                             (
                                 code,
-                                _str(coding.get("system")),
-                                _str(coding.get("code")),
-                                _text(coding.get("display")),
+                                s if s is None or type(s) is str else _str(s),
+                                c if c is None or type(c) is str else _str(c),
+                                _normalised_text(d) if type(d) is str else _text(d),
                             )
                         )
-                text = _text(v.get("text"))
+                text = v.get("text")
+                text = _normalised_text(text) if type(text) is str else _text(text)
                 if text:
                     add((code, None, None, text))
             elif "value" in v and "code" not in v:
