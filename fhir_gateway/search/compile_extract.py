@@ -16,13 +16,12 @@ data), and can be read with ``extractor_source`` when a row looks wrong.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fhir_gateway.search import compile_rows, compile_steps
-from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters
+from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters, searchable_types
 from fhir_gateway.search.fhirpath import (
     CHOICE_TYPES,
     Extension,
@@ -187,12 +186,26 @@ def extractor_source(resource_type: str) -> str:
     return _generate(resource_type)[0]
 
 
-@functools.cache
+def _extract_nothing(resource: Mapping[str, Any], rows: IndexRows) -> None:
+    """The extractor of a type without search parameters."""
+
+
+_EXTRACTORS: dict[str, Extractor] = {}
+
+
 def extractor(resource_type: str) -> Extractor:
-    """The compiled extractor of ``resource_type``: appends its index rows to ``rows``."""
+    """The compiled extractor of ``resource_type``: appends its index rows to ``rows``.
+
+    Compiled on first use and kept; unknown type names (which callers may pass straight from a
+    request) share one empty extractor, so they cannot grow the cache.
+    """
+    found = _EXTRACTORS.get(resource_type)
+    if found is not None:
+        return found
+    if resource_type not in searchable_types():
+        return _extract_nothing
     source, namespace = _generate(resource_type)
     code = compile(source, f"<search extractor {resource_type}>", "exec")
     # The source is generated from the committed parameter definitions, never from request data.
     exec(code, namespace)  # noqa: S102
-    function: Extractor = namespace["extract"]
-    return function
+    return _EXTRACTORS.setdefault(resource_type, namespace["extract"])

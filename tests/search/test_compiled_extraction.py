@@ -12,11 +12,12 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from fhir_gateway.search.compile_extract import extractor_source
+from fhir_gateway.search.compile_extract import extractor, extractor_source
 from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters, searchable_types
 from fhir_gateway.search.fhirpath import (
     CHOICE_TYPES,
@@ -90,7 +91,12 @@ def test_rows_of_hand_written_edge_cases() -> None:
         "performer": [{"reference": "#c"}, {"reference": ""}, {"type": "Patient"}, "Patient/x"],
         "meta": {"tag": [{"code": "t"}, {"code": "t"}], "profile": ["http://p", "http://p"]},
     }
-    for resource in (obs, {**obs, "effectiveDateTime": "2020-13-01"}, {"resourceType": "X"}):
+    for resource in (
+        obs,
+        {**obs, "effectiveDateTime": "2020-13-01"},
+        {"resourceType": "X"},
+        MappingProxyType(obs),  # any Mapping, not only dict
+    ):
         assert_same("Observation", resource)
     rows = extract("Observation", obs)
     # Plain ``effective`` is a choice element; both keys count, in the resource's order.
@@ -105,6 +111,12 @@ def test_rows_of_hand_written_edge_cases() -> None:
     }
     assert_same("Patient", patient)
     assert ("phone", "phone", "5551000", None) in extract("Patient", patient).token
+
+
+def test_unknown_types_share_one_empty_extractor() -> None:
+    assert extractor("NoSuchType") is extractor("AnotherUnknownType")
+    assert extractor("Observation") is extractor("Observation")
+    assert extractor("Observation") is not extractor("NoSuchType")
 
 
 def test_generated_source_reads_top_level_elements_once() -> None:
