@@ -175,11 +175,12 @@ def date_rows(code: str, values: list[Any]) -> list[DateRow]:
 def reference_rows(code: str, values: list[Any]) -> list[ReferenceRow]:
     rows: list[ReferenceRow] = []
     for v in values:
-        ref = v.get("reference") if _is_mapping(v) else v
+        ref = v.get("reference") if type(v) is dict or isinstance(v, Mapping) else v
         if not isinstance(ref, str) or not ref or ref[0] == "#":
             continue
-        rows.append((code, *split_reference(ref)))
-    return _dedupe(rows)
+        target_type, target_id, url = split_reference(ref)
+        rows.append((code, target_type, target_id, url))
+    return rows if len(rows) < 2 else list(dict.fromkeys(rows))
 
 
 _NUMBER = int | float | Decimal
