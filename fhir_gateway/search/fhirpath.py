@@ -1,11 +1,15 @@
-"""The small FHIRPath subset that R4 search-parameter expressions use, compiled to path walkers.
+"""The small FHIRPath subset that R4 search-parameter expressions use, parsed into path steps.
 
 Search values are extracted on every write, so evaluating a general FHIRPath engine per resource
 would dominate the write path. The R4 definitions for the types we serve only ever use member
 navigation, unions (``|``), type casts (``as`` / ``.as()``), ``where(resolve() is T)``,
-``where(key='literal')`` and ``extension('url')``; those compile once into tuples of steps that walk
-plain dicts. An expression outside that subset does not compile, and the generator leaves its
-parameter out, so the server never advertises a parameter it cannot index.
+``where(key='literal')`` and ``extension('url')``; those parse once into tuples of steps. An
+expression outside that subset does not compile, and the generator leaves its parameter out, so
+the server never advertises a parameter it cannot index.
+
+The steps are turned into generated Python per resource type by ``compile_extract`` for the write
+path. ``evaluate`` interprets them directly: it defines what the steps mean and is the reference
+the generated extractors are tested against.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ compared case- and accent-insensitively, and every FHIR date/dateTime/instant is
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -23,6 +24,18 @@ _DATE = re.compile(
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d{1,9}))?)?"
     r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+
+
+# The shapes nearly every stored date has (instants with seconds, plain dates), ASCII digits only:
+# these go through the C ``fromisoformat``, which validates them exactly as ``_DATE`` plus the
+# ``datetime`` constructor do; everything else takes the general parser.
+_FAST_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_FAST_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SECOND = timedelta(seconds=1)
+_DAY = timedelta(days=1)
 
 
 def normalise(text: str) -> str:
@@ -42,12 +55,35 @@ def _add_months(value: datetime, months: int) -> datetime:
     return value.replace(year=year, month=month, day=day)
 
 
+@functools.lru_cache(maxsize=8192)
 def date_range(text: str) -> tuple[datetime, datetime]:
     """The interval ``[low, high)`` a FHIR date, dateTime or instant stands for, in UTC.
 
     A time without an offset is read as UTC (the server's zone). Raises ValueError when the text
-    is not a FHIR date.
+    is not a FHIR date. Cached: the resources of one patient repeat the same few timestamps
+    (an encounter's start is every observation's effective time and issued instant).
     """
+    if (m := _FAST_INSTANT.fullmatch(text)) is not None and text[11:13] != "24":
+        low = datetime.fromisoformat(text).astimezone(UTC)
+        fraction = m[1]
+        step = _SECOND if fraction is None else timedelta(microseconds=10 ** (7 - len(fraction)))
+        return low, _after(low, step)
+    if len(text) == 10 and _FAST_DATE.fullmatch(text):
+        low = datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), tzinfo=UTC)
+        return low, _after(low, _DAY)
+    return _general_date_range(text)
+
+
+def _after(low: datetime, step: timedelta) -> datetime:
+    """``low + step``, clamped to HIGH_OPEN when it would leave the calendar (year 9999)."""
+    try:
+        return min(low + step, HIGH_OPEN)
+    except OverflowError:
+        return HIGH_OPEN
+
+
+def _general_date_range(text: str) -> tuple[datetime, datetime]:
+    """Every FHIR date form (any precision, surrounding blanks); ValueError for anything else."""
     m = _DATE.match(text.strip())
     if not m:
         raise ValueError(f"not a FHIR date: {text!r}")
