@@ -33,7 +33,11 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
         return settings.database_url, None
     embedded = EmbeddedPostgres(Path(settings.data_dir) / "postgres")
     url = embedded.start()
-    asyncio.run(_quiet_server_log(url))
+    # Callers may already be inside an event loop (the direct loader): run it on its own thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _quiet_server_log(url)).result()
     return url, embedded
 
 
