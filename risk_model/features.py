@@ -106,6 +106,14 @@ _SIX_MONTHS = timedelta(days=183)
 _YEAR = timedelta(days=365)
 _DOOR = timedelta(hours=24)
 
+#: Encounter class codes of a possible index stay: a store fetches these for any date, since
+#: which one is the index is only known once they are all seen.
+INDEX_CLASS_CODES: Final[tuple[str, ...]] = tuple(sorted({c for _, c in _INPATIENT if c}))
+#: Encounter class codes the visit counts read besides the inpatient ones (within the window).
+VISIT_CLASS_CODES: Final[tuple[str, ...]] = tuple(
+    sorted({c for _, c in _EMERGENCY | _AMBULATORY if c} - set(INDEX_CLASS_CODES))
+)
+
 
 def feature_schema() -> dict[str, Any]:
     """The feature schema stored beside every artifact (names, order and definition version)."""
@@ -467,6 +475,68 @@ def _medication_features(stay: _Stay, requests: list[Resource]) -> dict[str, flo
     return {"active_medications": float(len(medications))}
 
 
+@dataclass(frozen=True)
+class StayWindow:
+    """The instants an index stay's features look at, so a store can fetch only those.
+
+    Each pair is (earliest, latest) of the time the features read on that resource type:
+    period.start of prior visits, effective time of labs, performed time of procedures and
+    authoredOn of medication orders (an order still active counts whenever it was written, up
+    to ``cutoff``). Conditions count whenever recorded, so they have no window.
+    """
+
+    admitted: datetime
+    cutoff: datetime
+
+    @property
+    def visits(self) -> tuple[datetime, datetime]:
+        return self.admitted - _YEAR, self.admitted
+
+    @property
+    def labs(self) -> tuple[datetime, datetime]:
+        return self.admitted - _DOOR, self.cutoff
+
+    @property
+    def procedures(self) -> tuple[datetime, datetime]:
+        return self.admitted, self.cutoff
+
+    @property
+    def medications(self) -> tuple[datetime, datetime]:
+        """Orders authored in this range count; active ones authored earlier count too."""
+        return self.admitted - _DOOR, self.cutoff
+
+
+def _locate(
+    grouped: Mapping[str, list[Resource]],
+    patient_id: str | None,
+    encounter_id: str | None,
+    as_of: datetime | None,
+) -> tuple[Resource, str, Resource, datetime, datetime, datetime]:
+    """(patient, its id, index stay, admitted, discharged, cutoff), as ``extract`` uses them."""
+    patient = _find_patient(grouped, patient_id)
+    pid = str(patient.get("id"))
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    encounters = grouped.get("Encounter") or []
+    index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
+    cutoff = discharged if as_of is None else min(discharged, as_of)
+    return patient, pid, index, admitted, discharged, cutoff
+
+
+def stay_window(
+    resources: Iterable[Resource] | Mapping[str, list[Resource]],
+    *,
+    patient_id: str | None = None,
+    encounter_id: str | None = None,
+    as_of: datetime | None = None,
+) -> StayWindow:
+    """The window of the stay ``extract`` would score, from the Patient and its inpatient
+    Encounters alone (other resources are not needed); raises InsufficientData as it would."""
+    grouped = resources if isinstance(resources, Mapping) else by_type(resources)
+    _, _, _, admitted, _, cutoff = _locate(grouped, patient_id, encounter_id, as_of)
+    return StayWindow(admitted=admitted, cutoff=cutoff)
+
+
 def extract(
     resources: Iterable[Resource] | Mapping[str, list[Resource]],
     *,
@@ -480,19 +550,17 @@ def extract(
     does to avoid regrouping per index stay).
     """
     grouped = resources if isinstance(resources, Mapping) else by_type(resources)
-    patient = _find_patient(grouped, patient_id)
-    pid = str(patient.get("id"))
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    patient, pid, index, admitted, discharged, cutoff = _locate(
+        grouped, patient_id, encounter_id, as_of
+    )
     encounters = grouped.get("Encounter") or []
-    index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
     index_id = str(index.get("id"))
     stay = _Stay(
         patient_id=pid,
         index=index,
         admitted=admitted,
         discharged=discharged,
-        cutoff=discharged if as_of is None else min(discharged, as_of),
+        cutoff=cutoff,
         basis=[f"Patient/{pid}", f"Encounter/{index_id}"],
     )
     los_days = float(max((discharged.date() - admitted.date()).days, 0))

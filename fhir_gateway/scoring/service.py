@@ -7,8 +7,8 @@ re-scoring, so a RiskAssessment means the same thing however it was produced.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,27 +16,96 @@ import asyncpg
 from fhir_gateway.fhir import errors
 from fhir_gateway.observability_hooks import observe_prediction
 from fhir_gateway.scoring.assessment import assessment_id, risk_assessment
-from fhir_gateway.store.records import patient_record
+from fhir_gateway.store.records import RecordWindow, stay_record, window_record
 from fhir_gateway.store.repository import Repository
 
+# Window bounds are widened by this much: the features apply the exact windows, the store only
+# must never leave out a resource they would read (zone-less times, index rounding).
+_MARGIN = timedelta(days=2)
 
-def _feature_scope() -> tuple[Sequence[str] | None, Sequence[str] | None]:
+Record = dict[str, list[Mapping[str, Any]]]
+
+
+async def load_record(
+    conn: asyncpg.Connection,
+    tenant: str,
+    patient_id: str,
+    encounter_id: str | None = None,
+    as_of: datetime | None = None,
+) -> Record:
+    """What the features of this stay read, grouped by type: not the patient's whole history.
+
+    First the Patient, its possible index stays and its Conditions; the index stay found among
+    them fixes the windows the features look at, and only what falls in them is fetched next.
+    """
+    record = await stay_record(
+        conn,
+        tenant,
+        patient_id,
+        index_class_codes=_index_class_codes(),
+        encounter_id=encounter_id,
+    )
+    return await complete_record(conn, tenant, patient_id, record, encounter_id, as_of)
+
+
+async def complete_record(
+    conn: asyncpg.Connection,
+    tenant: str,
+    patient_id: str,
+    record: Record,
+    encounter_id: str | None,
+    as_of: datetime | None,
+) -> Record:
+    """Add to a ``stay_record`` what the features of its index stay read besides."""
+    from risk_model import features
+    from risk_model.errors import InsufficientData
+
     try:
-        from risk_model.features import FEATURE_OBSERVATION_CODES, FEATURE_RESOURCE_TYPES
-    except ImportError:
-        return None, None
-    return FEATURE_RESOURCE_TYPES, FEATURE_OBSERVATION_CODES
+        stay = features.stay_window(
+            record, patient_id=patient_id, encounter_id=encounter_id, as_of=as_of
+        )
+    except InsufficientData:
+        return record  # scoring it raises the same error, naming what is missing
+    visits = stay.visits
+    window = RecordWindow(
+        encounter_id=encounter_id,
+        index_class_codes=features.INDEX_CLASS_CODES,
+        visit_class_codes=features.VISIT_CLASS_CODES,
+        visits=(visits[0] - _MARGIN, visits[1] + _MARGIN),
+        observation_codes=features.FEATURE_OBSERVATION_CODES,
+        labs_from=stay.labs[0] - _MARGIN,
+        procedures_from=stay.procedures[0] - _MARGIN,
+        orders_from=stay.medications[0] - _MARGIN,
+        until=max(stay.labs[1], stay.procedures[1], stay.medications[1]) + _MARGIN,
+    )
+    for rtype, items in (await window_record(conn, tenant, patient_id, window)).items():
+        have = record.get(rtype)
+        if have:
+            # Both parts are in id order; the features break ties by record order, so keep it.
+            record[rtype] = sorted(have + items, key=_resource_id)
+        else:
+            record[rtype] = items
+    return record
 
 
-async def load_record(conn: asyncpg.Connection, tenant: str, patient_id: str) -> list[Any]:
-    types, codes = _feature_scope()
-    versions = await patient_record(conn, tenant, patient_id, types=types, observation_codes=codes)
-    return [v.resource() for v in versions]
+def _resource_id(resource: Mapping[str, Any]) -> str:
+    return str(resource.get("id"))
+
+
+def _index_class_codes() -> tuple[str, ...]:
+    from risk_model.features import INDEX_CLASS_CODES
+
+    return INDEX_CLASS_CODES
+
+
+def _require(predictor: Any) -> None:
+    if predictor is None:
+        raise errors.not_supported("The readmission model is not loaded", status=503)
 
 
 def predict(
     predictor: Any,
-    resources: list[Any],
+    resources: Any,
     patient_id: str,
     encounter_id: str | None,
     as_of: datetime | None,
@@ -44,8 +113,7 @@ def predict(
     """Run the model, turning its domain errors into OperationOutcomes."""
     from risk_model.errors import InsufficientData
 
-    if predictor is None:
-        raise errors.not_supported("The readmission model is not loaded", status=503)
+    _require(predictor)
     started = time.perf_counter()
     try:
         prediction = predictor.predict(
@@ -65,23 +133,26 @@ async def score_patient(
     encounter_id: str | None = None,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
+    _require(predictor)  # before fetching what only the model's features would read
     repo = Repository(conn, tenant)
     if encounter_id is not None:
         await repo.read("Patient", patient_id)
         enc = await repo.current("Encounter", encounter_id)
         if enc is None or enc.deleted:
             raise errors.not_found(f"Encounter/{encounter_id} is not known")
-    resources = await load_record(conn, tenant, patient_id)
-    if not resources or resources[0].get("resourceType") != "Patient":
-        # The record starts with the live Patient; without it, say why (404 or 410 Gone).
+    resources = await load_record(conn, tenant, patient_id, encounter_id, as_of)
+    if "Patient" not in resources:
+        # The record holds the live Patient; without it, say why (404 or 410 Gone).
         await repo.read("Patient", patient_id)
     prediction = predict(predictor, resources, patient_id, encounter_id, as_of)
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 
 
-def discharge_time(resources: list[Any], encounter_id: str) -> datetime | None:
-    for r in resources:
-        if r.get("resourceType") == "Encounter" and r.get("id") == encounter_id:
+def discharge_time(
+    resources: Mapping[str, Sequence[Mapping[str, Any]]], encounter_id: str
+) -> datetime | None:
+    for r in resources.get("Encounter") or ():
+        if r.get("id") == encounter_id:
             end = (r.get("period") or {}).get("end")
             if isinstance(end, str):
                 try:
@@ -97,10 +168,17 @@ async def store_assessment(
 ) -> str:
     """Score one discharge and write its RiskAssessment (a new version when re-scored)."""
     async with conn.transaction():
-        resources = await load_record(conn, tenant, patient_id)
         # Scored as of its own discharge: an old stay must not see what happened after it, and
         # the stored assessments then sort by discharge (RiskAssessment?patient=x&_sort=-date).
-        discharged = discharge_time(resources, encounter_id)
+        stay = await stay_record(
+            conn,
+            tenant,
+            patient_id,
+            index_class_codes=_index_class_codes(),
+            encounter_id=encounter_id,
+        )
+        discharged = discharge_time(stay, encounter_id)
+        resources = await complete_record(conn, tenant, patient_id, stay, encounter_id, discharged)
         prediction = predict(predictor, resources, patient_id, encounter_id, discharged)
         ra = risk_assessment(prediction, occurrence=discharged or datetime.now(UTC))
         rid = assessment_id(encounter_id, prediction.model_version)
