@@ -113,6 +113,13 @@ INDEX_CLASS_CODES: Final[tuple[str, ...]] = tuple(sorted({c for _, c in _INPATIE
 VISIT_CLASS_CODES: Final[tuple[str, ...]] = tuple(
     sorted({c for _, c in _EMERGENCY | _AMBULATORY if c} - set(INDEX_CLASS_CODES))
 )
+#: How far before the index admission each windowed type is read (from period.start of visits,
+#: effective time of labs, authoredOn of medication orders; procedures count from admission).
+#: Up to the end of the stay, except orders still active, which count whenever written.
+#: Conditions count whenever recorded. A store may fetch only these windows around each stay.
+VISIT_LOOKBACK: Final = _YEAR
+LAB_LOOKBACK: Final = _DOOR
+ORDER_LOOKBACK: Final = _DOOR
 
 
 def feature_schema() -> dict[str, Any]:
@@ -475,37 +482,6 @@ def _medication_features(stay: _Stay, requests: list[Resource]) -> dict[str, flo
     return {"active_medications": float(len(medications))}
 
 
-@dataclass(frozen=True)
-class StayWindow:
-    """The instants an index stay's features look at, so a store can fetch only those.
-
-    Each pair is (earliest, latest) of the time the features read on that resource type:
-    period.start of prior visits, effective time of labs, performed time of procedures and
-    authoredOn of medication orders (an order still active counts whenever it was written, up
-    to ``cutoff``). Conditions count whenever recorded, so they have no window.
-    """
-
-    admitted: datetime
-    cutoff: datetime
-
-    @property
-    def visits(self) -> tuple[datetime, datetime]:
-        return self.admitted - _YEAR, self.admitted
-
-    @property
-    def labs(self) -> tuple[datetime, datetime]:
-        return self.admitted - _DOOR, self.cutoff
-
-    @property
-    def procedures(self) -> tuple[datetime, datetime]:
-        return self.admitted, self.cutoff
-
-    @property
-    def medications(self) -> tuple[datetime, datetime]:
-        """Orders authored in this range count; active ones authored earlier count too."""
-        return self.admitted - _DOOR, self.cutoff
-
-
 def _locate(
     grouped: Mapping[str, list[Resource]],
     patient_id: str | None,
@@ -521,20 +497,6 @@ def _locate(
     index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
     cutoff = discharged if as_of is None else min(discharged, as_of)
     return patient, pid, index, admitted, discharged, cutoff
-
-
-def stay_window(
-    resources: Iterable[Resource] | Mapping[str, list[Resource]],
-    *,
-    patient_id: str | None = None,
-    encounter_id: str | None = None,
-    as_of: datetime | None = None,
-) -> StayWindow:
-    """The window of the stay ``extract`` would score, from the Patient and its inpatient
-    Encounters alone (other resources are not needed); raises InsufficientData as it would."""
-    grouped = resources if isinstance(resources, Mapping) else by_type(resources)
-    _, _, _, admitted, _, cutoff = _locate(grouped, patient_id, encounter_id, as_of)
-    return StayWindow(admitted=admitted, cutoff=cutoff)
 
 
 def extract(

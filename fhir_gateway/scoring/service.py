@@ -6,6 +6,7 @@ re-scoring, so a RiskAssessment means the same thing however it was produced.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,86 +17,32 @@ import asyncpg
 from fhir_gateway.fhir import errors
 from fhir_gateway.observability_hooks import observe_prediction
 from fhir_gateway.scoring.assessment import assessment_id, risk_assessment
-from fhir_gateway.store.records import RecordWindow, stay_record, window_record
+from fhir_gateway.store.records import FeatureScope, feature_record
 from fhir_gateway.store.repository import Repository
-
-# Window bounds are widened by this much: the features apply the exact windows, the store only
-# must never leave out a resource they would read (zone-less times, index rounding).
-_MARGIN = timedelta(days=2)
 
 Record = dict[str, list[Mapping[str, Any]]]
 
 
-async def load_record(
-    conn: asyncpg.Connection,
-    tenant: str,
-    patient_id: str,
-    encounter_id: str | None = None,
-    as_of: datetime | None = None,
-) -> Record:
-    """What the features of this stay read, grouped by type: not the patient's whole history.
-
-    First the Patient, its possible index stays and its Conditions; the index stay found among
-    them fixes the windows the features look at, and only what falls in them is fetched next.
-    """
-    record = await stay_record(
-        conn,
-        tenant,
-        patient_id,
-        index_class_codes=_index_class_codes(),
-        encounter_id=encounter_id,
-    )
-    return await complete_record(conn, tenant, patient_id, record, encounter_id, as_of)
-
-
-async def complete_record(
-    conn: asyncpg.Connection,
-    tenant: str,
-    patient_id: str,
-    record: Record,
-    encounter_id: str | None,
-    as_of: datetime | None,
-) -> Record:
-    """Add to a ``stay_record`` what the features of its index stay read besides."""
+@functools.cache
+def _scope() -> FeatureScope:
     from risk_model import features
-    from risk_model.errors import InsufficientData
 
-    try:
-        stay = features.stay_window(
-            record, patient_id=patient_id, encounter_id=encounter_id, as_of=as_of
-        )
-    except InsufficientData:
-        return record  # scoring it raises the same error, naming what is missing
-    visits = stay.visits
-    window = RecordWindow(
-        encounter_id=encounter_id,
+    return FeatureScope(
         index_class_codes=features.INDEX_CLASS_CODES,
         visit_class_codes=features.VISIT_CLASS_CODES,
-        visits=(visits[0] - _MARGIN, visits[1] + _MARGIN),
         observation_codes=features.FEATURE_OBSERVATION_CODES,
-        labs_from=stay.labs[0] - _MARGIN,
-        procedures_from=stay.procedures[0] - _MARGIN,
-        orders_from=stay.medications[0] - _MARGIN,
-        until=max(stay.labs[1], stay.procedures[1], stay.medications[1]) + _MARGIN,
+        visit_lookback=features.VISIT_LOOKBACK,
+        lab_lookback=features.LAB_LOOKBACK,
+        order_lookback=features.ORDER_LOOKBACK,
+        margin=timedelta(days=2),
     )
-    for rtype, items in (await window_record(conn, tenant, patient_id, window)).items():
-        have = record.get(rtype)
-        if have:
-            # Both parts are in id order; the features break ties by record order, so keep it.
-            record[rtype] = sorted(have + items, key=_resource_id)
-        else:
-            record[rtype] = items
-    return record
 
 
-def _resource_id(resource: Mapping[str, Any]) -> str:
-    return str(resource.get("id"))
-
-
-def _index_class_codes() -> tuple[str, ...]:
-    from risk_model.features import INDEX_CLASS_CODES
-
-    return INDEX_CLASS_CODES
+async def load_record(
+    conn: asyncpg.Connection, tenant: str, patient_id: str, encounter_id: str | None = None
+) -> Record:
+    """What the model's features can read, grouped by type: not the patient's whole history."""
+    return await feature_record(conn, tenant, patient_id, _scope(), encounter_id=encounter_id)
 
 
 def _require(predictor: Any) -> None:
@@ -140,7 +87,7 @@ async def score_patient(
         enc = await repo.current("Encounter", encounter_id)
         if enc is None or enc.deleted:
             raise errors.not_found(f"Encounter/{encounter_id} is not known")
-    resources = await load_record(conn, tenant, patient_id, encounter_id, as_of)
+    resources = await load_record(conn, tenant, patient_id, encounter_id)
     if "Patient" not in resources:
         # The record holds the live Patient; without it, say why (404 or 410 Gone).
         await repo.read("Patient", patient_id)
@@ -170,15 +117,8 @@ async def store_assessment(
     async with conn.transaction():
         # Scored as of its own discharge: an old stay must not see what happened after it, and
         # the stored assessments then sort by discharge (RiskAssessment?patient=x&_sort=-date).
-        stay = await stay_record(
-            conn,
-            tenant,
-            patient_id,
-            index_class_codes=_index_class_codes(),
-            encounter_id=encounter_id,
-        )
-        discharged = discharge_time(stay, encounter_id)
-        resources = await complete_record(conn, tenant, patient_id, stay, encounter_id, discharged)
+        resources = await load_record(conn, tenant, patient_id, encounter_id)
+        discharged = discharge_time(resources, encounter_id)
         prediction = predict(predictor, resources, patient_id, encounter_id, discharged)
         ra = risk_assessment(prediction, occurrence=discharged or datetime.now(UTC))
         rid = assessment_id(encounter_id, prediction.model_version)

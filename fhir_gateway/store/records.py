@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -78,126 +78,114 @@ async def patient_record(
     ]
 
 
-# The feature record is read in two steps: first what decides which stay is scored (the Patient,
-# its possible index Encounters, and Conditions, which count whenever recorded), then only what
-# falls in that stay's windows. Each type's rows come back as one JSON array in id order, so the
-# driver hands over a handful of strings instead of a record per resource, and one decode each.
-_REFERRING = (
-    "r.rid IN (SELECT x.rid FROM idx_reference x WHERE x.tenant = $1"
-    " AND x.target_type = 'Patient' AND x.target_id = $2 AND x.param = ANY($3)"
-    " AND x.type = ANY($4))"
+# The feature record: the Patient, its Conditions (they count whenever recorded), its possible
+# index stays (inpatient Encounters, or the one named), and of the other visits, labs, procedures
+# and orders only those inside the windows around some possible index stay. Which stay is scored
+# is the model's decision, so every possible one gets its window; a patient has few, and the
+# union is still a fraction of the history. Each type comes back as one JSON array in id order,
+# so the driver hands over a handful of strings and each is decoded once.
+_STAY_END = (
+    # The stay's discharge, if it is finished and over; else it may still run: no upper bound.
+    "CASE WHEN d.high <= now() AND EXISTS (SELECT 1 FROM idx_token s WHERE s.rid = e.rid"
+    " AND s.param = 'status' AND s.code = 'finished') THEN d.high"
+    " ELSE 'infinity'::timestamptz END"
 )
-_ARRAYS = "SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items"
-
-
-def _has_class(codes: str) -> str:
-    return (
-        "EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'class'"
-        f" AND t.code = ANY({codes}))"
-    )
-
-
-def _dated(param: str, low: str, high: str | None) -> str:
-    upper = f" AND d.low <= {high}" if high else ""
-    return (
-        f"EXISTS (SELECT 1 FROM idx_date d WHERE d.rid = r.rid AND d.param = '{param}'"
-        f" AND d.low >= {low}{upper})"
-    )
-
-
-_STAY_SQL = (
-    f"{_ARRAYS} FROM resource r WHERE {_REFERRING} AND r.tenant = $1 AND NOT r.deleted"
-    f" AND (r.type = 'Condition' OR r.id = $5 OR {_has_class('$6')})"
-    " GROUP BY r.type"
-    " UNION ALL SELECT type, '[' || content || ']' FROM resource"
-    " WHERE tenant = $1 AND type = 'Patient' AND id = $2 AND NOT deleted"
+_FEATURE_SQL = f"""
+WITH refs AS MATERIALIZED (
+    SELECT DISTINCT x.rid, x.type FROM idx_reference x
+    WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2
+      AND x.param = ANY($3) AND x.type = ANY($4)
+), stays AS MATERIALIZED (
+    SELECT COALESCE(d.low, '-infinity'::timestamptz) AS start,
+           COALESCE({_STAY_END}, 'infinity'::timestamptz) AS until
+    FROM refs JOIN resource e ON e.rid = refs.rid
+    LEFT JOIN idx_date d ON d.rid = e.rid AND d.param = 'date'
+    WHERE refs.type = 'Encounter' AND e.tenant = $1 AND NOT e.deleted
+      AND (e.id = $5 OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = e.rid
+           AND t.param = 'class' AND t.code = ANY($6)))
 )
-
-_WINDOW_SQL = (
-    f"{_ARRAYS} FROM resource r WHERE {_REFERRING} AND r.tenant = $1 AND NOT r.deleted"
-    " AND CASE r.type"
-    " WHEN 'Encounter' THEN r.id IS DISTINCT FROM $5"
-    f" AND NOT {_has_class('$6')} AND {_has_class('$7')} AND {_dated('date', '$8', '$9')}"
-    " WHEN 'Observation' THEN EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid"
-    " AND t.param = 'code' AND t.code = ANY($10))"
-    f" AND ({_dated('date', '$11', '$12')} OR NOT EXISTS (SELECT 1 FROM idx_date d"
-    " WHERE d.rid = r.rid AND d.param = 'date'))"
-    f" WHEN 'Procedure' THEN {_dated('date', '$13', '$12')}"
-    " WHEN 'MedicationRequest' THEN EXISTS (SELECT 1 FROM idx_date d WHERE d.rid = r.rid"
-    " AND d.param = 'authoredon' AND d.low <= $12 AND (d.low >= $14 OR EXISTS (SELECT 1"
-    " FROM idx_token t WHERE t.rid = r.rid AND t.param = 'status' AND t.code = 'active')))"
-    " ELSE false END"
-    " GROUP BY r.type"
-)
-
-_WINDOW_TYPES = ["Encounter", "Observation", "Procedure", "MedicationRequest"]
-
-
-async def stay_record(
-    conn: asyncpg.Connection,
-    tenant: str,
-    patient_id: str,
-    *,
-    index_class_codes: Sequence[str],
-    encounter_id: str | None = None,
-) -> dict[str, list[Mapping[str, Any]]]:
-    """The Patient, its Encounters of ``index_class_codes`` (and ``encounter_id`` whatever its
-    class) and all its Conditions, decoded and grouped by type, each type in id order."""
-    rows = await conn.fetch(
-        _STAY_SQL,
-        tenant,
-        patient_id,
-        _PATIENT_PARAMS,
-        ["Encounter", "Condition"],
-        encounter_id,
-        list(index_class_codes),
-    )
-    return {r["type"]: orjson.loads(r["items"]) for r in rows}
-
-
-async def window_record(
-    conn: asyncpg.Connection,
-    tenant: str,
-    patient_id: str,
-    window: RecordWindow,
-) -> dict[str, list[Mapping[str, Any]]]:
-    """What ``stay_record`` left out and ``window`` keeps, decoded and grouped like it.
-
-    Times compare with the search index's lower bound of each resource's date; the caller
-    widens the windows enough that index rounding and zone-less times never drop a resource
-    the features would read (they apply the exact windows themselves).
-    """
-    w = window
-    rows = await conn.fetch(
-        _WINDOW_SQL,
-        tenant,
-        patient_id,
-        _PATIENT_PARAMS,
-        _WINDOW_TYPES,
-        w.encounter_id,
-        list(w.index_class_codes),
-        list(w.visit_class_codes),
-        w.visits[0],
-        w.visits[1],
-        list(w.observation_codes),
-        w.labs_from,
-        w.until,
-        w.procedures_from,
-        w.orders_from,
-    )
-    return {r["type"]: orjson.loads(r["items"]) for r in rows}
+SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
+FROM refs JOIN resource r ON r.rid = refs.rid
+WHERE r.tenant = $1 AND NOT r.deleted AND CASE refs.type
+  WHEN 'Condition' THEN true
+  WHEN 'Encounter' THEN r.id = $5
+    OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'class'
+               AND t.code = ANY($6))
+    OR (EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'class'
+                AND t.code = ANY($7))
+        AND EXISTS (SELECT 1 FROM idx_date d JOIN stays s
+                    ON d.low BETWEEN s.start - $9::interval AND s.start + $12::interval
+                    WHERE d.rid = r.rid AND d.param = 'date'))
+  WHEN 'Observation' THEN
+    EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'code'
+            AND t.code = ANY($8))
+    AND (NOT EXISTS (SELECT 1 FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date')
+         OR EXISTS (SELECT 1 FROM idx_date d JOIN stays s
+                    ON d.low BETWEEN s.start - $10::interval AND s.until + $12::interval
+                    WHERE d.rid = r.rid AND d.param = 'date'))
+  WHEN 'Procedure' THEN
+    EXISTS (SELECT 1 FROM idx_date d JOIN stays s
+            ON d.low BETWEEN s.start - $12::interval AND s.until + $12::interval
+            WHERE d.rid = r.rid AND d.param = 'date')
+  WHEN 'MedicationRequest' THEN
+    EXISTS (SELECT 1 FROM idx_date d JOIN stays s ON d.low <= s.until + $12::interval
+            WHERE d.rid = r.rid AND d.param = 'authoredon'
+              AND (d.low >= s.start - $11::interval
+                   OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid
+                              AND t.param = 'status' AND t.code = 'active')))
+  ELSE false END
+GROUP BY r.type
+UNION ALL
+SELECT type, '[' || content || ']' FROM resource
+WHERE tenant = $1 AND type = 'Patient' AND id = $2 AND NOT deleted
+"""
+_FEATURE_TYPES = ["Encounter", "Condition", "Observation", "Procedure", "MedicationRequest"]
 
 
 @dataclass(frozen=True)
-class RecordWindow:
-    """Which of a patient's resources ``window_record`` returns (see its docstring)."""
+class FeatureScope:
+    """What a model reads around a possible index stay (see ``feature_record``).
 
-    encounter_id: str | None
-    index_class_codes: Sequence[str]
-    visit_class_codes: Sequence[str]
-    visits: tuple[datetime, datetime]  # Encounter period.start, other classes than the index's
+    Windows run from that far before the stay's admission to its discharge, except visits
+    (up to the admission) and orders (any time before discharge while still active); ``margin``
+    widens every bound so index rounding and zone-less times never drop a resource the model
+    would read; the model applies its exact windows itself.
+    """
+
+    index_class_codes: Sequence[str]  # Encounter.class codes of a possible index stay
+    visit_class_codes: Sequence[str]  # other Encounter.class codes the visit counts read
     observation_codes: Sequence[str]
-    labs_from: datetime  # Observation effective time, up to ``until``
-    procedures_from: datetime  # Procedure performed time, up to ``until``
-    orders_from: datetime  # MedicationRequest authoredOn (active ones: any time up to ``until``)
-    until: datetime
+    visit_lookback: timedelta
+    lab_lookback: timedelta
+    order_lookback: timedelta
+    margin: timedelta
+
+
+async def feature_record(
+    conn: asyncpg.Connection,
+    tenant: str,
+    patient_id: str,
+    scope: FeatureScope,
+    *,
+    encounter_id: str | None = None,
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The part of a patient's record a model reading ``scope`` can need, decoded and grouped
+    by type (each type in id order, as ``patient_record`` has them); ``encounter_id`` names an
+    index stay to include whatever its class. No "Patient" key when the Patient is not live."""
+    m = scope.margin
+    rows = await conn.fetch(
+        _FEATURE_SQL,
+        tenant,
+        patient_id,
+        _PATIENT_PARAMS,
+        _FEATURE_TYPES,
+        encounter_id,
+        list(scope.index_class_codes),
+        list(scope.visit_class_codes),
+        list(scope.observation_codes),
+        scope.visit_lookback + m,
+        scope.lab_lookback + m,
+        scope.order_lookback + m,
+        m,
+    )
+    return {r["type"]: orjson.loads(r["items"]) for r in rows}
