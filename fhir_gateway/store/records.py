@@ -84,56 +84,75 @@ async def patient_record(
 # is the model's decision, so every possible one gets its window; a patient has few, and the
 # union is still a fraction of the history. Each type comes back as one JSON array in id order,
 # so the driver hands over a handful of strings and each is decoded once.
-_STAY_END = (
-    # The stay's discharge, if it is finished and over; else it may still run: no upper bound.
-    "CASE WHEN d.high <= now() AND EXISTS (SELECT 1 FROM idx_token s WHERE s.rid = e.rid"
-    " AND s.param = 'status' AND s.code = 'finished') THEN d.high"
-    " ELSE 'infinity'::timestamptz END"
+# Written so that only one plan shape is possible: per referring row, index lookups by rid
+# (LATERAL ... OFFSET 0 is never turned into a join, a LIMIT 1 subquery never into a hash). Right
+# after a bulk load the planner's statistics are stale and it would otherwise hash the tenant's
+# whole resource table on every call.
+def _has(table: str, condition: str, rid: str = "refs.rid") -> str:
+    return f"(SELECT 1 FROM {table} WHERE {condition.format(rid=rid)} LIMIT 1) IS NOT NULL"
+
+
+_CLASS_IN = "t.rid = {rid} AND t.param = 'class' AND t.code = ANY"
+_IN_WINDOW = (
+    "idx_date d JOIN stays s ON d.low BETWEEN s.start - {low}::interval AND {high}::interval"
 )
+
+
+def _dated(param: str, low: str, high: str) -> str:
+    window = _IN_WINDOW.replace("{low}", low).replace("{high}", high)
+    return _has(window, "d.rid = {rid} AND d.param = " + f"'{param}'")
+
+
 _FEATURE_SQL = f"""
 WITH refs AS MATERIALIZED (
     SELECT DISTINCT x.rid, x.type FROM idx_reference x
     WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2
       AND x.param = ANY($3) AND x.type = ANY($4)
 ), stays AS MATERIALIZED (
-    SELECT COALESCE(d.low, '-infinity'::timestamptz) AS start,
-           COALESCE({_STAY_END}, 'infinity'::timestamptz) AS until
-    FROM refs JOIN resource e ON e.rid = refs.rid
-    LEFT JOIN idx_date d ON d.rid = e.rid AND d.param = 'date'
-    WHERE refs.type = 'Encounter' AND e.tenant = $1 AND NOT e.deleted
-      AND (e.id = $5 OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = e.rid
-           AND t.param = 'class' AND t.code = ANY($6)))
+    -- Each possible index stay: from its admission; to its discharge if finished and over,
+    -- else (still running, or dates the index cannot read) without bound.
+    SELECT COALESCE(span.low, '-infinity'::timestamptz) AS start,
+           CASE WHEN span.high <= now()
+                 AND {
+    _has("idx_token f", "f.rid = {rid} AND f.param = 'status' AND f.code = 'finished'")
+}
+                THEN span.high ELSE 'infinity'::timestamptz END AS until
+    FROM refs LEFT JOIN LATERAL (
+        SELECT d.low, d.high FROM idx_date d WHERE d.rid = refs.rid AND d.param = 'date'
+        LIMIT 1
+    ) span ON true
+    WHERE refs.type = 'Encounter'
+      AND ({_has("idx_token t", _CLASS_IN + "($6)")}
+           OR ($5::text IS NOT NULL AND {_has("resource e", "e.rid = {rid} AND e.id = $5")}))
+), picked AS MATERIALIZED (
+    SELECT refs.rid, refs.type, CASE refs.type
+      WHEN 'Condition' THEN true
+      WHEN 'Encounter' THEN {_has("idx_token t", _CLASS_IN + "($6)")}
+        OR ({_has("idx_token t", _CLASS_IN + "($7)")}
+            AND {_dated("date", "$9", "s.start + $12")})
+      WHEN 'Observation' THEN
+        {_has("idx_token t", "t.rid = {rid} AND t.param = 'code' AND t.code = ANY($8)")}
+        AND (NOT {_has("idx_date d", "d.rid = {rid} AND d.param = 'date'")}
+             OR {_dated("date", "$10", "s.until + $12")})
+      WHEN 'Procedure' THEN {_dated("date", "$12", "s.until + $12")}
+      WHEN 'MedicationRequest' THEN {
+    _has(
+        "idx_date d JOIN stays s ON d.low <= s.until + $12::interval",
+        "d.rid = {rid} AND d.param = 'authoredon' AND (d.low >= s.start - $11::interval OR "
+        + _has("idx_token a", "a.rid = {rid} AND a.param = 'status' AND a.code = 'active'")
+        + ")",
+    )
+}
+      ELSE false END AS keep
+    FROM refs
 )
 SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
-FROM refs JOIN resource r ON r.rid = refs.rid
-WHERE r.tenant = $1 AND NOT r.deleted AND CASE refs.type
-  WHEN 'Condition' THEN true
-  WHEN 'Encounter' THEN r.id = $5
-    OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'class'
-               AND t.code = ANY($6))
-    OR (EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'class'
-                AND t.code = ANY($7))
-        AND EXISTS (SELECT 1 FROM idx_date d JOIN stays s
-                    ON d.low BETWEEN s.start - $9::interval AND s.start + $12::interval
-                    WHERE d.rid = r.rid AND d.param = 'date'))
-  WHEN 'Observation' THEN
-    EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = 'code'
-            AND t.code = ANY($8))
-    AND (NOT EXISTS (SELECT 1 FROM idx_date d WHERE d.rid = r.rid AND d.param = 'date')
-         OR EXISTS (SELECT 1 FROM idx_date d JOIN stays s
-                    ON d.low BETWEEN s.start - $10::interval AND s.until + $12::interval
-                    WHERE d.rid = r.rid AND d.param = 'date'))
-  WHEN 'Procedure' THEN
-    EXISTS (SELECT 1 FROM idx_date d JOIN stays s
-            ON d.low BETWEEN s.start - $12::interval AND s.until + $12::interval
-            WHERE d.rid = r.rid AND d.param = 'date')
-  WHEN 'MedicationRequest' THEN
-    EXISTS (SELECT 1 FROM idx_date d JOIN stays s ON d.low <= s.until + $12::interval
-            WHERE d.rid = r.rid AND d.param = 'authoredon'
-              AND (d.low >= s.start - $11::interval
-                   OR EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid
-                              AND t.param = 'status' AND t.code = 'active')))
-  ELSE false END
+FROM picked CROSS JOIN LATERAL (
+    SELECT r.type, r.id, r.content FROM resource r
+    WHERE r.rid = picked.rid AND r.tenant = $1 AND NOT r.deleted OFFSET 0
+) r
+WHERE (picked.keep OR (picked.type = 'Encounter' AND $5::text IS NOT NULL))
+  AND (picked.keep OR r.id = $5)
 GROUP BY r.type
 UNION ALL
 SELECT type, '[' || content || ']' FROM resource
