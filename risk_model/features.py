@@ -106,6 +106,21 @@ _SIX_MONTHS = timedelta(days=183)
 _YEAR = timedelta(days=365)
 _DOOR = timedelta(hours=24)
 
+#: Encounter class codes of a possible index stay: a store fetches these for any date, since
+#: which one is the index is only known once they are all seen.
+INDEX_CLASS_CODES: Final[tuple[str, ...]] = tuple(sorted({c for _, c in _INPATIENT if c}))
+#: Encounter class codes the visit counts read besides the inpatient ones (within the window).
+VISIT_CLASS_CODES: Final[tuple[str, ...]] = tuple(
+    sorted({c for _, c in _EMERGENCY | _AMBULATORY if c} - set(INDEX_CLASS_CODES))
+)
+#: How far before the index admission each windowed type is read (from period.start of visits,
+#: effective time of labs, authoredOn of medication orders; procedures count from admission).
+#: Up to the end of the stay, except orders still active, which count whenever written.
+#: Conditions count whenever recorded. A store may fetch only these windows around each stay.
+VISIT_LOOKBACK: Final = _YEAR
+LAB_LOOKBACK: Final = _DOOR
+ORDER_LOOKBACK: Final = _DOOR
+
 
 def feature_schema() -> dict[str, Any]:
     """The feature schema stored beside every artifact (names, order and definition version)."""
@@ -467,6 +482,23 @@ def _medication_features(stay: _Stay, requests: list[Resource]) -> dict[str, flo
     return {"active_medications": float(len(medications))}
 
 
+def _locate(
+    grouped: Mapping[str, list[Resource]],
+    patient_id: str | None,
+    encounter_id: str | None,
+    as_of: datetime | None,
+) -> tuple[Resource, str, Resource, datetime, datetime, datetime]:
+    """(patient, its id, index stay, admitted, discharged, cutoff), as ``extract`` uses them."""
+    patient = _find_patient(grouped, patient_id)
+    pid = str(patient.get("id"))
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    encounters = grouped.get("Encounter") or []
+    index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
+    cutoff = discharged if as_of is None else min(discharged, as_of)
+    return patient, pid, index, admitted, discharged, cutoff
+
+
 def extract(
     resources: Iterable[Resource] | Mapping[str, list[Resource]],
     *,
@@ -480,19 +512,17 @@ def extract(
     does to avoid regrouping per index stay).
     """
     grouped = resources if isinstance(resources, Mapping) else by_type(resources)
-    patient = _find_patient(grouped, patient_id)
-    pid = str(patient.get("id"))
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    patient, pid, index, admitted, discharged, cutoff = _locate(
+        grouped, patient_id, encounter_id, as_of
+    )
     encounters = grouped.get("Encounter") or []
-    index, admitted, discharged = _index_encounter(encounters, pid, encounter_id, as_of)
     index_id = str(index.get("id"))
     stay = _Stay(
         patient_id=pid,
         index=index,
         admitted=admitted,
         discharged=discharged,
-        cutoff=discharged if as_of is None else min(discharged, as_of),
+        cutoff=cutoff,
         basis=[f"Patient/{pid}", f"Encounter/{index_id}"],
     )
     los_days = float(max((discharged.date() - admitted.date()).days, 0))

@@ -109,13 +109,16 @@ class Predictor:
 
     def predict(
         self,
-        resources: Iterable[Mapping[str, Any]],
+        resources: Iterable[Mapping[str, Any]] | Mapping[str, list[Mapping[str, Any]]],
         *,
         patient_id: str | None = None,
         encounter_id: str | None = None,
         as_of: datetime | None = None,
     ) -> Prediction:
-        """Score one patient's index stay; raises InsufficientData naming what is missing."""
+        """Score one patient's index stay; raises InsufficientData naming what is missing.
+
+        ``resources`` may also come grouped by type (as a store fetching per type has them).
+        """
         fv = feats.extract(resources, patient_id=patient_id, encounter_id=encounter_id, as_of=as_of)
         probability, contributions = self._model.predict_one(fv.as_list())
         named = dict(zip(feats.FEATURE_NAMES, contributions, strict=True))

@@ -6,9 +6,10 @@ re-scoring, so a RiskAssessment means the same thing however it was produced.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,27 +17,42 @@ import asyncpg
 from fhir_gateway.fhir import errors
 from fhir_gateway.observability_hooks import observe_prediction
 from fhir_gateway.scoring.assessment import assessment_id, risk_assessment
-from fhir_gateway.store.records import patient_record
+from fhir_gateway.store.records import FeatureScope, feature_record
 from fhir_gateway.store.repository import Repository
 
-
-def _feature_scope() -> tuple[Sequence[str] | None, Sequence[str] | None]:
-    try:
-        from risk_model.features import FEATURE_OBSERVATION_CODES, FEATURE_RESOURCE_TYPES
-    except ImportError:
-        return None, None
-    return FEATURE_RESOURCE_TYPES, FEATURE_OBSERVATION_CODES
+Record = dict[str, list[Mapping[str, Any]]]
 
 
-async def load_record(conn: asyncpg.Connection, tenant: str, patient_id: str) -> list[Any]:
-    types, codes = _feature_scope()
-    versions = await patient_record(conn, tenant, patient_id, types=types, observation_codes=codes)
-    return [v.resource() for v in versions]
+@functools.cache
+def _scope() -> FeatureScope:
+    from risk_model import features
+
+    return FeatureScope(
+        index_class_codes=features.INDEX_CLASS_CODES,
+        visit_class_codes=features.VISIT_CLASS_CODES,
+        observation_codes=features.FEATURE_OBSERVATION_CODES,
+        visit_lookback=features.VISIT_LOOKBACK,
+        lab_lookback=features.LAB_LOOKBACK,
+        order_lookback=features.ORDER_LOOKBACK,
+        margin=timedelta(days=2),
+    )
+
+
+async def load_record(
+    conn: asyncpg.Connection, tenant: str, patient_id: str, encounter_id: str | None = None
+) -> Record:
+    """What the model's features can read, grouped by type: not the patient's whole history."""
+    return await feature_record(conn, tenant, patient_id, _scope(), encounter_id=encounter_id)
+
+
+def _require(predictor: Any) -> None:
+    if predictor is None:
+        raise errors.not_supported("The readmission model is not loaded", status=503)
 
 
 def predict(
     predictor: Any,
-    resources: list[Any],
+    resources: Any,
     patient_id: str,
     encounter_id: str | None,
     as_of: datetime | None,
@@ -44,8 +60,7 @@ def predict(
     """Run the model, turning its domain errors into OperationOutcomes."""
     from risk_model.errors import InsufficientData
 
-    if predictor is None:
-        raise errors.not_supported("The readmission model is not loaded", status=503)
+    _require(predictor)
     started = time.perf_counter()
     try:
         prediction = predictor.predict(
@@ -65,23 +80,26 @@ async def score_patient(
     encounter_id: str | None = None,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
+    _require(predictor)  # before fetching what only the model's features would read
     repo = Repository(conn, tenant)
     if encounter_id is not None:
         await repo.read("Patient", patient_id)
         enc = await repo.current("Encounter", encounter_id)
         if enc is None or enc.deleted:
             raise errors.not_found(f"Encounter/{encounter_id} is not known")
-    resources = await load_record(conn, tenant, patient_id)
-    if not resources or resources[0].get("resourceType") != "Patient":
-        # The record starts with the live Patient; without it, say why (404 or 410 Gone).
+    resources = await load_record(conn, tenant, patient_id, encounter_id)
+    if "Patient" not in resources:
+        # The record holds the live Patient; without it, say why (404 or 410 Gone).
         await repo.read("Patient", patient_id)
     prediction = predict(predictor, resources, patient_id, encounter_id, as_of)
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 
 
-def discharge_time(resources: list[Any], encounter_id: str) -> datetime | None:
-    for r in resources:
-        if r.get("resourceType") == "Encounter" and r.get("id") == encounter_id:
+def discharge_time(
+    resources: Mapping[str, Sequence[Mapping[str, Any]]], encounter_id: str
+) -> datetime | None:
+    for r in resources.get("Encounter") or ():
+        if r.get("id") == encounter_id:
             end = (r.get("period") or {}).get("end")
             if isinstance(end, str):
                 try:
@@ -97,9 +115,9 @@ async def store_assessment(
 ) -> str:
     """Score one discharge and write its RiskAssessment (a new version when re-scored)."""
     async with conn.transaction():
-        resources = await load_record(conn, tenant, patient_id)
         # Scored as of its own discharge: an old stay must not see what happened after it, and
         # the stored assessments then sort by discharge (RiskAssessment?patient=x&_sort=-date).
+        resources = await load_record(conn, tenant, patient_id, encounter_id)
         discharged = discharge_time(resources, encounter_id)
         prediction = predict(predictor, resources, patient_id, encounter_id, discharged)
         ra = risk_assessment(prediction, occurrence=discharged or datetime.now(UTC))
