@@ -328,7 +328,7 @@ class TransactionProcessor:
         from urllib.parse import parse_qsl
 
         params = parse_qsl(e.query, keep_blank_values=True)
-        limits = self.guard.search_limits(e.rtype) if self.guard is not None else None
+        limits = self.guard.search_limits(e.rtype, params) if self.guard is not None else None
         found = await search_bundle(
             self.repo.conn,
             self.repo.tenant,

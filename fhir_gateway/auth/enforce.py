@@ -177,22 +177,46 @@ class SearchLimits:
     include_filter: Callable[[str, str], bool] | None = None
 
 
+def _linked_types(params: list[tuple[str, str]]) -> set[str]:
+    """Types a search reaches through chains (``subject:Patient.name``), ``_has`` and ``_type``:
+    each needs its own search grant, or a chain would reveal what a direct search may not."""
+    found: set[str] = set()
+    for name, value in params:
+        if name == "_type":
+            found.update(t.strip() for t in value.split(",") if t.strip())
+        elif name.startswith("_has:"):
+            parts = name.split(":")
+            if len(parts) > 1:
+                found.add(parts[1])
+        elif "." in name:
+            for link in name.split(".")[:-1]:
+                _, _, target = link.partition(":")
+                if target[:1].isupper():
+                    found.add(target)
+    return found
+
+
 def search_limits(
-    principal: Principal, resource_type: str | None, compartment: tuple[str, str] | None = None
+    principal: Principal,
+    resource_type: str | None,
+    compartment: tuple[str, str] | None = None,
+    params: list[tuple[str, str]] | None = None,
 ) -> SearchLimits:
     """Check a search and say how to confine it: a patient-confined caller gets its own
     compartment (a different one is refused); a ``?param=value`` grant becomes a filter; included
     resources are filtered one by one against read permission."""
     rtype = resource_type or "*"
     require(principal, "s", rtype)
+    for linked in _linked_types(params or []):
+        require(principal, "s", linked)
     grants = granting(_scopes(principal), "s", rtype)
-    params: list[tuple[str, str]] = []
+    extra: list[tuple[str, str]] = []
     if all(g.params for g in grants):
         names = {n for g in grants for n, _ in g.params}
         if len(grants) == 1:
-            params = list(grants[0].params)
+            extra = list(grants[0].params)
         elif len(names) == 1 and all(len(g.params) == 1 for g in grants):
-            params = [(names.pop(), ",".join(g.params[0][1] for g in grants))]
+            extra = [(names.pop(), ",".join(g.params[0][1] for g in grants))]
         else:
             raise errors.forbidden("The granted scopes restrict this search in incompatible ways")
     patient = confined_patient(principal, "s", rtype)
@@ -210,7 +234,7 @@ def search_limits(
             return False
         return True
 
-    return SearchLimits(compartment, params, include_ok)
+    return SearchLimits(compartment, extra, include_ok)
 
 
 def visible_type(principal: Principal, letter: str, resource_type: str) -> bool:
@@ -277,5 +301,5 @@ class BundleGuard:
         else:
             require(self.principal, letter, rtype)
 
-    def search_limits(self, rtype: str) -> SearchLimits:
-        return search_limits(self.principal, rtype)
+    def search_limits(self, rtype: str, params: list[tuple[str, str]]) -> SearchLimits:
+        return search_limits(self.principal, rtype, None, params)

@@ -212,3 +212,15 @@ def test_api_keys_act_as_system_wildcard_but_not_auditor(smart_server: SmartServ
         assert admin.get("/AuditEvent").status_code == 403
         assert admin.delete("/AuditEvent/anything").status_code == 403
         assert admin.post("/Patient/{pid}/$erase").status_code == 403
+
+
+def test_chains_and_has_need_search_on_the_linked_type(smart_server: SmartServer) -> None:
+    with smart_server.client("system/Observation.rs") as c:
+        assert c.get("/Observation", params={"subject:Patient.family": "X"}).status_code == 403
+        assert c.get("/Observation", params={"code": "718-7"}).status_code == 200
+    has = {"_has:Observation:subject:code": "718-7"}
+    with smart_server.client("system/Patient.rs") as c:
+        assert c.get("/Patient", params=has).status_code == 403
+    with smart_server.client("system/Observation.rs system/Patient.rs") as c:
+        assert c.get("/Observation", params={"subject:Patient.family": "X"}).status_code == 200
+        assert c.get("/Patient", params=has).status_code == 200
