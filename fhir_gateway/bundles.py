@@ -183,7 +183,6 @@ class TransactionProcessor:
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             try:
                 if self.guard is not None:
-                    await self.repo.flush()
                     await self.guard.check(self.repo, e)
                 await self._execute(e)
             except errors.OperationOutcomeError as exc:

@@ -151,6 +151,7 @@ async def require_current(
     """For update, patch and delete: the resource as it is now must be within reach too."""
     require(principal, letter, resource_type)
     if needs_resource(principal, letter, resource_type):
+        await repo.flush()  # creates earlier in the same transaction must be visible
         current = await repo.current(resource_type, rid)
         if current is not None and not current.deleted:
             require_content(principal, letter, resource_type, current.content)
@@ -279,7 +280,11 @@ def entry_letter(method: str, has_id: bool) -> str:
 
 
 class BundleGuard:
-    """Checks each batch/transaction entry just before it runs (references already resolved)."""
+    """Checks each batch/transaction entry just before it runs (references already resolved).
+
+    It touches the database only when the decision depends on a stored resource (patient-
+    confined or parameter-restricted grants), so bulk ingest with a system grant keeps its
+    batched writes."""
 
     def __init__(self, principal: Principal) -> None:
         self.principal = principal
@@ -295,6 +300,7 @@ class BundleGuard:
         elif letter == "r":
             require(self.principal, "r", rtype)
             if target is not None and needs_resource(self.principal, "r", rtype):
+                await repo.flush()
                 current = await repo.current(rtype, target)
                 if current is not None and not current.deleted:
                     require_content(self.principal, "r", rtype, current.content)

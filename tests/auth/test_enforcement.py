@@ -224,3 +224,24 @@ def test_chains_and_has_need_search_on_the_linked_type(smart_server: SmartServer
     with smart_server.client("system/Observation.rs system/Patient.rs") as c:
         assert c.get("/Observation", params={"subject:Patient.family": "X"}).status_code == 200
         assert c.get("/Patient", params=has).status_code == 200
+
+
+def test_scope_with_search_restriction(smart_server: SmartServer) -> None:
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin)
+        hb = new_observation(admin, pid)
+        other = admin.post(
+            "/Observation",
+            json={
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2951-2"}]},
+                "subject": {"reference": f"Patient/{pid}"},
+            },
+        ).json()["id"]
+    with smart_server.client("system/Observation.rs?code=http://loinc.org|718-7") as c:
+        assert c.get(f"/Observation/{hb}").status_code == 200
+        assert c.get(f"/Observation/{other}").status_code == 403
+        found = c.get("/Observation", params={"subject": pid}).json()
+        ids = {e["resource"]["id"] for e in found.get("entry", [])}
+        assert ids == {hb}
