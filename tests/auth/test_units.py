@@ -130,3 +130,19 @@ def test_audit_queue_is_drained_on_shutdown(postgres_url: str) -> None:
         return count
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_api_keys_default_to_system_wildcard_and_can_be_narrowed() -> None:
+    from fhir_gateway.auth.api_keys import (
+        ApiKeyRegistry,
+        parse_env_key_scopes,
+        parse_env_keys,
+    )
+
+    spec = "dkfz:k1,embl:k2:system/RiskAssessment.rs system/Patient.rs"
+    registry = ApiKeyRegistry(parse_env_keys(spec), parse_env_key_scopes(spec))
+    wide, narrow = registry.lookup("k1"), registry.lookup("k2")
+    assert wide is not None and wide.scopes == frozenset({"system/*.cruds"})
+    assert narrow is not None and narrow.tenant == "embl"
+    assert narrow.scopes == frozenset({"system/RiskAssessment.rs", "system/Patient.rs"})
+    assert registry.lookup("k3") is None
