@@ -149,7 +149,23 @@ def test_patient_scope_confined_to_its_compartment(smart_server: SmartServer) ->
         assert c.post("/Observation", json=bad).status_code == 403
         good = {**bad, "subject": {"reference": f"Patient/{mine}"}}
         assert c.post("/Observation", json=good).status_code == 201
+    with smart_server.client("patient/*.cruds", patient=mine) as c:
+        # Taking over another patient's resource, or deleting it, is refused too.
+        steal = {**good, "id": other_obs}
+        assert c.put(f"/Observation/{other_obs}", json=steal).status_code == 403
+        assert c.delete(f"/Observation/{other_obs}").status_code == 403
         assert c.get("/Observation/_history").status_code == 403
+        tx = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": good, "request": {"method": "POST", "url": "Observation"}},
+                {"resource": bad, "request": {"method": "POST", "url": "Observation"}},
+            ],
+        }
+        assert c.post("/", json=tx).status_code == 403
+    with smart_server.live.client("dkfz") as admin:
+        assert admin.get(f"/Observation/{other_obs}").json()["status"] == "final"
 
 
 def test_transaction_entries_checked_one_by_one(smart_server: SmartServer) -> None:
