@@ -213,7 +213,6 @@ class TransactionProcessor:
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             try:
                 if self.guard is not None:
-                    await self.repo.flush()
                     await self.guard.check(self.repo, e)
                 await self._execute(e)
             except errors.OperationOutcomeError as exc:
@@ -385,7 +384,7 @@ class TransactionProcessor:
         from urllib.parse import parse_qsl
 
         params = parse_qsl(e.query, keep_blank_values=True)
-        limits = self.guard.search_limits(e.rtype) if self.guard is not None else None
+        limits = self.guard.search_limits(e.rtype, params) if self.guard is not None else None
         found = await search_bundle(
             self.repo.conn,
             self.repo.tenant,

@@ -65,7 +65,7 @@ async def _search(
     params: list[tuple[str, str]],
     compartment: tuple[str, str] | None = None,
 ) -> Response:
-    limits = enforce.search_limits(principal, resource_type, compartment)
+    limits = enforce.search_limits(principal, resource_type, compartment, params)
     enforce.require_joined(principal, resource_type, params)
     async with db.connection() as conn:
         bundle = await search_bundle(

@@ -19,20 +19,35 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def parse_env_keys(spec: str) -> dict[str, str]:
-    """``"dkfz:k1,ukhd:k2"`` → {hash: tenant}; a malformed pair is a configuration error."""
-    out: dict[str, str] = {}
+def _entries(spec: str) -> list[tuple[str, str, str]]:
+    out = []
     for pair in filter(None, (p.strip() for p in spec.split(","))):
-        tenant, sep, key = pair.partition(":")
+        tenant, sep, rest = pair.partition(":")
+        key, _, scopes = rest.partition(":")
         if not sep or not tenant.strip() or not key.strip():
             raise ValueError("FHIR_GATEWAY_API_KEYS must be comma-separated tenant:key pairs")
-        out[hash_key(key.strip())] = tenant.strip()
+        out.append((tenant.strip(), key.strip(), scopes.strip()))
     return out
+
+
+def parse_env_keys(spec: str) -> dict[str, str]:
+    """``"dkfz:k1,ukhd:k2"`` → {hash: tenant}; a malformed pair is a configuration error.
+
+    A key may be narrowed with a third part of space-separated SMART scopes,
+    ``"embl:k3:system/RiskAssessment.rs system/Patient.rs"`` (see :func:`parse_env_key_scopes`).
+    """
+    return {hash_key(key): tenant for tenant, key, _ in _entries(spec)}
+
+
+def parse_env_key_scopes(spec: str) -> dict[str, frozenset[str]]:
+    """{hash: scopes} for the keys configured narrower than ``system/*.cruds``."""
+    return {hash_key(key): frozenset(scopes.split()) for _, key, scopes in _entries(spec) if scopes}
 
 
 @dataclass
 class ApiKeyRegistry:
     by_hash: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, frozenset[str]] = field(default_factory=dict)  # narrower than the default
 
     def lookup(self, key: str) -> Principal | None:
         # Looking up the digest, not the key, keeps the comparison independent of the secret.
@@ -40,6 +55,9 @@ class ApiKeyRegistry:
         tenant = self.by_hash.get(digest)
         if tenant is None:
             return None
+        narrowed = self.scopes.get(digest)
+        if narrowed is not None:
+            return Principal(tenant=tenant, client_id=f"api-key:{digest[:8]}", scopes=narrowed)
         return Principal(tenant=tenant, client_id=f"api-key:{digest[:8]}")
 
     async def load_from_db(self, conn: asyncpg.Connection) -> None:

@@ -77,6 +77,17 @@ def build_event(principal: Principal, access: Access, recorded: datetime) -> dic
     }
     if access.address:
         agent["network"] = {"address": access.address, "type": "2"}
+    agents = [agent]
+    if principal.user:
+        agents.append(
+            {
+                "type": {
+                    "coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]
+                },
+                "who": {"reference": principal.user},
+                "requestor": True,
+            }
+        )
     entities: list[dict[str, Any]] = []
     if access.patient:
         entities.append(
@@ -113,7 +124,7 @@ def build_event(principal: Principal, access: Access, recorded: datetime) -> dic
         "action": access.action,
         "recorded": recorded.isoformat().replace("+00:00", "Z"),
         "outcome": access.outcome,
-        "agent": [agent],
+        "agent": agents,
         "source": {
             "site": principal.tenant,
             "observer": {"display": "fhir-gateway"},

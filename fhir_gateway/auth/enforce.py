@@ -151,6 +151,7 @@ async def require_current(
     """For update, patch and delete: the resource as it is now must be within reach too."""
     require(principal, letter, resource_type)
     if needs_resource(principal, letter, resource_type):
+        await repo.flush()  # creates earlier in the same transaction must be visible
         current = await repo.current(resource_type, rid)
         if current is not None and not current.deleted:
             require_content(principal, letter, resource_type, current.content)
@@ -197,22 +198,46 @@ class SearchLimits:
     include_filter: Callable[[str, str], bool] | None = None
 
 
+def _linked_types(params: list[tuple[str, str]]) -> set[str]:
+    """Types a search reaches through chains (``subject:Patient.name``), ``_has`` and ``_type``:
+    each needs its own search grant, or a chain would reveal what a direct search may not."""
+    found: set[str] = set()
+    for name, value in params:
+        if name == "_type":
+            found.update(t.strip() for t in value.split(",") if t.strip())
+        elif name.startswith("_has:"):
+            parts = name.split(":")
+            if len(parts) > 1:
+                found.add(parts[1])
+        elif "." in name:
+            for link in name.split(".")[:-1]:
+                _, _, target = link.partition(":")
+                if target[:1].isupper():
+                    found.add(target)
+    return found
+
+
 def search_limits(
-    principal: Principal, resource_type: str | None, compartment: tuple[str, str] | None = None
+    principal: Principal,
+    resource_type: str | None,
+    compartment: tuple[str, str] | None = None,
+    params: list[tuple[str, str]] | None = None,
 ) -> SearchLimits:
     """Check a search and say how to confine it: a patient-confined caller gets its own
     compartment (a different one is refused); a ``?param=value`` grant becomes a filter; included
     resources are filtered one by one against read permission."""
     rtype = resource_type or "*"
     require(principal, "s", rtype)
+    for linked in _linked_types(params or []):
+        require(principal, "s", linked)
     grants = granting(_scopes(principal), "s", rtype)
-    params: list[tuple[str, str]] = []
+    extra: list[tuple[str, str]] = []
     if all(g.params for g in grants):
         names = {n for g in grants for n, _ in g.params}
         if len(grants) == 1:
-            params = list(grants[0].params)
+            extra = list(grants[0].params)
         elif len(names) == 1 and all(len(g.params) == 1 for g in grants):
-            params = [(names.pop(), ",".join(g.params[0][1] for g in grants))]
+            extra = [(names.pop(), ",".join(g.params[0][1] for g in grants))]
         else:
             raise errors.forbidden("The granted scopes restrict this search in incompatible ways")
     patient = confined_patient(principal, "s", rtype)
@@ -230,7 +255,7 @@ def search_limits(
             return False
         return True
 
-    return SearchLimits(compartment, params, include_ok)
+    return SearchLimits(compartment, extra, include_ok)
 
 
 def require_joined(
@@ -306,7 +331,11 @@ def entry_letter(method: str, has_id: bool) -> str:
 
 
 class BundleGuard:
-    """Checks each batch/transaction entry just before it runs (references already resolved)."""
+    """Checks each batch/transaction entry just before it runs (references already resolved).
+
+    It touches the database only when the decision depends on a stored resource (patient-
+    confined or parameter-restricted grants), so bulk ingest with a system grant keeps its
+    batched writes."""
 
     def __init__(self, principal: Principal) -> None:
         self.principal = principal
@@ -322,14 +351,15 @@ class BundleGuard:
         elif letter == "r":
             require(self.principal, "r", rtype)
             if target is not None and needs_resource(self.principal, "r", rtype):
+                await repo.flush()
                 current = await repo.current(rtype, target)
                 if current is not None and not current.deleted:
                     require_content(self.principal, "r", rtype, current.content)
         else:
             require(self.principal, letter, rtype)
 
-    def search_limits(self, rtype: str) -> SearchLimits:
-        return search_limits(self.principal, rtype)
+    def search_limits(self, rtype: str, params: list[tuple[str, str]]) -> SearchLimits:
+        return search_limits(self.principal, rtype, None, params)
 
     async def conditional_guard(self, repo: Any, resource_type: str, ids: list[str]) -> None:
         await conditional_guard(self.principal)(repo, resource_type, ids)

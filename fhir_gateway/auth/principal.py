@@ -12,3 +12,4 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=lambda: frozenset({"system/*.cruds"}))
     patient: str | None = None
     kind: str = "api-key"
+    user: str | None = None  # the token's fhirUser (e.g. "Practitioner/123"), for the audit trail

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fhir_gateway.api.deps import PrincipalDep, StateDep, check_format, get_principal
 from fhir_gateway.api.responses import fhir_json
 from fhir_gateway.auth import audit, audit_api, enforce, smart_config
+from fhir_gateway.auth.api_keys import parse_env_key_scopes
 from fhir_gateway.auth.authz_server import TokenError, token_response
 from fhir_gateway.auth.signing import active_keys
 from fhir_gateway.auth.tokens import (
@@ -45,6 +46,7 @@ def _verifier(state: AppState) -> TokenVerifier:
 
 def install(app: FastAPI, state: AppState) -> None:
     settings = state.settings
+    state.api_keys.scopes.update(parse_env_key_scopes(settings.api_keys))
     state.extras.setdefault("token_verifiers", []).append(_verifier(state))
     app.state.capability_security = lambda: smart_config.capability_security(settings)
 

@@ -190,4 +190,5 @@ def _principal(config: IssuerConfig, claims: dict[str, Any]) -> Principal | None
         scopes=frozenset(scopes),
         patient=str(patient) if patient else None,
         kind="smart",
+        user=str(claims["fhirUser"]) if claims.get("fhirUser") else None,
     )

@@ -198,3 +198,28 @@ def test_logs_hold_no_patient_data_or_secrets(
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server)
     for secret in (family, mrn, token, smart_server.live.keys["dkfz"]):
         assert secret not in text
+
+
+def test_erasure_cli(smart_server: SmartServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhir_gateway.cli import main as cli_main
+
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin)
+        oid = new_observation(admin, pid)
+    monkeypatch.setenv("FHIR_GATEWAY_DATABASE_URL", smart_server.live.database_url)
+    monkeypatch.setenv("FHIR_GATEWAY_API_KEYS", "dkfz:unused-key")
+    assert cli_main(["erase", "dkfz", pid]) == 0
+    with smart_server.live.client("dkfz") as admin:
+        assert admin.get(f"/Patient/{pid}").status_code == 404
+        assert admin.get(f"/Observation/{oid}/_history").status_code == 404
+    _wait_for(smart_server, _subtype("erasure"), patient=pid)
+
+
+def test_fhir_user_is_an_audit_agent(smart_server: SmartServer) -> None:
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin)
+    token = smart_server.issuer.token("user/*.rs", fhirUser="Practitioner/pr-7")
+    with smart_server.bearer(token) as c:
+        assert c.get(f"/Patient/{pid}").status_code == 200
+    event = _wait_for(smart_server, _subtype("read"), patient=pid, agent="app-1")
+    assert {"reference": "Practitioner/pr-7"} in [a["who"] for a in event["agent"]]

@@ -149,7 +149,23 @@ def test_patient_scope_confined_to_its_compartment(smart_server: SmartServer) ->
         assert c.post("/Observation", json=bad).status_code == 403
         good = {**bad, "subject": {"reference": f"Patient/{mine}"}}
         assert c.post("/Observation", json=good).status_code == 201
+    with smart_server.client("patient/*.cruds", patient=mine) as c:
+        # Taking over another patient's resource, or deleting it, is refused too.
+        steal = {**good, "id": other_obs}
+        assert c.put(f"/Observation/{other_obs}", json=steal).status_code == 403
+        assert c.delete(f"/Observation/{other_obs}").status_code == 403
         assert c.get("/Observation/_history").status_code == 403
+        tx = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": good, "request": {"method": "POST", "url": "Observation"}},
+                {"resource": bad, "request": {"method": "POST", "url": "Observation"}},
+            ],
+        }
+        assert c.post("/", json=tx).status_code == 403
+    with smart_server.live.client("dkfz") as admin:
+        assert admin.get(f"/Observation/{other_obs}").json()["status"] == "final"
 
 
 def test_transaction_entries_checked_one_by_one(smart_server: SmartServer) -> None:
@@ -212,3 +228,36 @@ def test_api_keys_act_as_system_wildcard_but_not_auditor(smart_server: SmartServ
         assert admin.get("/AuditEvent").status_code == 403
         assert admin.delete("/AuditEvent/anything").status_code == 403
         assert admin.post("/Patient/{pid}/$erase").status_code == 403
+
+
+def test_chains_and_has_need_search_on_the_linked_type(smart_server: SmartServer) -> None:
+    with smart_server.client("system/Observation.rs") as c:
+        assert c.get("/Observation", params={"subject:Patient.family": "X"}).status_code == 403
+        assert c.get("/Observation", params={"code": "718-7"}).status_code == 200
+    has = {"_has:Observation:subject:code": "718-7"}
+    with smart_server.client("system/Patient.rs") as c:
+        assert c.get("/Patient", params=has).status_code == 403
+    with smart_server.client("system/Observation.rs system/Patient.rs") as c:
+        assert c.get("/Observation", params={"subject:Patient.family": "X"}).status_code == 200
+        assert c.get("/Patient", params=has).status_code == 200
+
+
+def test_scope_with_search_restriction(smart_server: SmartServer) -> None:
+    with smart_server.live.client("dkfz") as admin:
+        pid = new_patient(admin)
+        hb = new_observation(admin, pid)
+        other = admin.post(
+            "/Observation",
+            json={
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2951-2"}]},
+                "subject": {"reference": f"Patient/{pid}"},
+            },
+        ).json()["id"]
+    with smart_server.client("system/Observation.rs?code=http://loinc.org|718-7") as c:
+        assert c.get(f"/Observation/{hb}").status_code == 200
+        assert c.get(f"/Observation/{other}").status_code == 403
+        found = c.get("/Observation", params={"subject": pid}).json()
+        ids = {e["resource"]["id"] for e in found.get("entry", [])}
+        assert ids == {hb}
