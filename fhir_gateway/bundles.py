@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -23,7 +22,6 @@ from fhir_gateway.fhir.references import (
     ID_PATTERN,
     iter_references,
     locate,
-    parse_local,
     reference_holders,
 )
 from fhir_gateway.store.repository import Repository, format_instant, new_id
@@ -408,7 +406,3 @@ def _patch_ops(resource: dict[str, Any] | None) -> Any:
         return orjson.loads(base64.b64decode(resource["data"]))
     except (ValueError, orjson.JSONDecodeError):
         raise errors.invalid("The PATCH Binary's data is not a base64 JSON Patch") from None
-
-
-def is_local_url(url: str, base_url: str) -> bool:
-    return parse_local(url, base_url) is not None or not urlsplit(url).scheme

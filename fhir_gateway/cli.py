@@ -12,8 +12,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fhir_gateway.settings import Settings
 from fhir_gateway.store.embedded import EmbeddedPostgres
@@ -39,6 +41,17 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _quiet_server_log(url)).result()
     return url, embedded
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The database URL for a command; an embedded server lives exactly as long as the block."""
+    url, embedded = _database(settings)
+    try:
+        yield url
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 async def _quiet_server_log(url: str) -> None:
@@ -72,10 +85,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
-    # finally block below stop the embedded PostgreSQL instead of dying with it still running.
+    # database() block below stop the embedded PostgreSQL instead of dying with it still running.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    url, embedded = _database(settings)
-    try:
+    with database(settings) as url:
         fresh = asyncio.run(prepare(settings, url))
         if fresh:
             print("API keys generated for this installation (shown once, stored hashed):")
@@ -98,9 +110,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=uvicorn_log_config(settings.log_level),
             timeout_graceful_shutdown=20,
         )
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 
@@ -108,13 +117,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from fhir_gateway.bootstrap import prepare
 
     settings = _settings(args)
-    url, embedded = _database(settings)
-    try:
+    with database(settings) as url:
         asyncio.run(prepare(settings, url))
-        print("Database schema is at head.")
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    print("Database schema is at head.")
     return 0
 
 
@@ -125,53 +130,33 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants(args: argparse.Namespace) -> int:
-    import asyncpg
-
     from fhir_gateway.auth.api_keys import rotate_key
-    from fhir_gateway.store.urls import asyncpg_dsn
 
-    settings = _settings(args)
-    url, embedded = _database(settings)
+    async def action(conn: Any, args: argparse.Namespace) -> None:
+        if args.action == "list":
+            rows = await conn.fetch(
+                "SELECT t.name, count(k.key_hash) FILTER (WHERE k.revoked_at IS NULL) AS keys"
+                " FROM tenant t LEFT JOIN api_key k ON k.tenant = t.name GROUP BY t.name"
+                " ORDER BY t.name"
+            )
+            for r in rows:
+                print(f"{r['name']}\t{r['keys']} active key(s)")
+        else:
+            print(await rotate_key(conn, args.tenant))
 
-    async def run() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            if args.action == "list":
-                rows = await conn.fetch(
-                    "SELECT t.name, count(k.key_hash) FILTER (WHERE k.revoked_at IS NULL) AS keys"
-                    " FROM tenant t LEFT JOIN api_key k ON k.tenant = t.name GROUP BY t.name"
-                    " ORDER BY t.name"
-                )
-                for r in rows:
-                    print(f"{r['name']}\t{r['keys']} active key(s)")
-            else:
-                print(await rotate_key(conn, args.tenant))
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    return 0
+    return _run_with_db(args, action)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
     from fhir_gateway.store.backup import backup, restore
 
-    settings = _settings(args)
-    url, embedded = _database(settings)
-    try:
+    with database(_settings(args)) as url:
         if args.command == "backup":
             backup(url, args.file)
             print(f"Backup written to {args.file}")
         else:
             restore(url, args.file)
             print(f"Restored from {args.file}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 
@@ -240,9 +225,8 @@ def _run_with_db(args: argparse.Namespace, action: object) -> int:
     from fhir_gateway.store.urls import asyncpg_dsn
 
     settings = _settings(args)
-    url, embedded = _database(settings)
 
-    async def run() -> None:
+    async def run(url: str) -> None:
         await prepare(settings, url)
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
@@ -250,11 +234,8 @@ def _run_with_db(args: argparse.Namespace, action: object) -> int:
         finally:
             await conn.close()
 
-    try:
-        asyncio.run(run())
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    with database(settings) as url:
+        asyncio.run(run(url))
     return 0
 
 

@@ -109,14 +109,13 @@ async def _load_direct(args: argparse.Namespace, files: list[Path]) -> tuple[int
 
     from fhir_gateway.bootstrap import prepare
     from fhir_gateway.bundles import TransactionProcessor, parse_entries
-    from fhir_gateway.cli import _database, _settings
+    from fhir_gateway.cli import _settings, database
     from fhir_gateway.fhir.errors import OperationOutcomeError
     from fhir_gateway.store.urls import asyncpg_dsn
 
     settings = _settings(args)
-    url, embedded = _database(settings)
     ok = failed = resources = 0
-    try:
+    with database(settings) as url:
         await prepare(settings, url)
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
@@ -138,7 +137,4 @@ async def _load_direct(args: argparse.Namespace, files: list[Path]) -> tuple[int
                         tqdm.write(f"{path.name}: {exc}")
         finally:
             await conn.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return ok, failed, resources

@@ -22,7 +22,7 @@ from fhir_gateway.auth.enforce import BundleGuard
 from fhir_gateway.bundles import Entry, TransactionProcessor, _entry_error, parse_entries
 from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.parsing import parse_json
-from fhir_gateway.observability_hooks import count_bundle_entries, count_rollback
+from fhir_gateway.observability import metrics
 
 log = logging.getLogger("fhir_gateway.bundle")
 router = APIRouter()
@@ -42,7 +42,7 @@ async def process(
             f"Bundle.type must be 'transaction' or 'batch', not {btype!r}", ["Bundle.type"]
         )
     entries = parse_entries(data)
-    count_bundle_entries(str(btype), len(entries))
+    metrics.count_bundle_entries(str(btype), len(entries))
     base = settings.fhir_base_url()
     if btype == "transaction":
         try:
@@ -55,7 +55,7 @@ async def process(
                     conn, request, principal, "transaction", _written(processor, entries)
                 )
         except errors.OperationOutcomeError:
-            count_rollback()
+            metrics.count_transaction_rollback()
             raise
         return fhir_json(
             orjson.dumps(

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from fhir_gateway.fhir import errors
-from fhir_gateway.observability_hooks import observe_prediction
+from fhir_gateway.observability import metrics
 from fhir_gateway.scoring.assessment import assessment_id, risk_assessment
 from fhir_gateway.store.records import FeatureScope, feature_record
 from fhir_gateway.store.repository import Repository
@@ -68,7 +68,9 @@ def predict(
         )
     except InsufficientData as exc:
         raise errors.processing(f"Not enough data to score: {exc}", status=422) from None
-    observe_prediction(prediction.band, prediction.model_version, time.perf_counter() - started)
+    metrics.record_prediction(
+        prediction.band, prediction.model_version, time.perf_counter() - started
+    )
     return prediction
 
 

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from typing import Any
 
-from fhir_gateway.fhir.errors import OperationOutcomeError
 from fhir_gateway.scoring.service import store_assessment
 
 log = logging.getLogger("fhir_gateway.scoring")
@@ -41,7 +40,7 @@ async def drain_once(db: Any, predictor: Any) -> int:
                 await conn.execute(
                     "DELETE FROM scoring_queue WHERE tenant = $1 AND encounter_id = $2", tenant, eid
                 )
-            except (OperationOutcomeError, Exception) as exc:  # never crash the loop
+            except Exception as exc:  # never crash the loop
                 await conn.execute(
                     # Back off: the rest of the record (e.g. the Patient of an NDJSON import)
                     # may still be on its way.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -204,11 +204,7 @@ class Repository:
     # ----------------------------------------------------------------- writes
     async def _next_rid(self) -> int:
         if not self._rids:
-            need = max(64, len(self._pending) + 1)
-            rows = await self.conn.fetch(
-                "SELECT nextval('resource_rid_seq') AS rid FROM generate_series(1, $1)", need
-            )
-            self._rids = [r["rid"] for r in rows]
+            await self.reserve_rids(max(64, len(self._pending) + 1))
         return self._rids.pop()
 
     async def reserve_rids(self, n: int) -> None:
@@ -448,7 +444,3 @@ _DELETE_INDEX_SQL = (
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-
-
-def as_mapping(v: Version) -> Mapping[str, Any]:
-    return v.resource()
