@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 
 from fhir_gateway.api import bundle, metadata, rest
 from fhir_gateway.api import errors as error_handlers
-from fhir_gateway.api.deps import check_format, get_principal
+from fhir_gateway.api.deps import authenticated, check_format
+from fhir_gateway.api.mounting import mount_flat
 from fhir_gateway.auth.api_keys import ApiKeyRegistry, parse_env_keys
 from fhir_gateway.observability import metrics
 from fhir_gateway.observability.logging import RequestContextMiddleware
@@ -88,20 +89,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_auth(app, state)
 
-    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_format)])
-    public.include_router(metadata.router)
-    app.include_router(public)
-
-    protected = APIRouter(
-        prefix="/fhir", dependencies=[Depends(check_format), Depends(get_principal)]
-    )
-    _include_optional(protected, "fhir_gateway.api.operations", "router")
-    protected.include_router(rest.history_router)
-    protected.include_router(bundle.router)
-    _include_optional(protected, "fhir_gateway.api.search", "system_router")
-    protected.include_router(rest.router)
-    _include_optional(protected, "fhir_gateway.api.search", "router")
-    app.include_router(protected)
+    mount_flat(app, metadata.router, prefix="/fhir", dependencies=[Depends(check_format)])
+    protected = [Depends(authenticated)]
+    for router in (
+        _optional_router("fhir_gateway.api.operations", "router"),
+        rest.history_router,
+        bundle.router,
+        _optional_router("fhir_gateway.api.search", "system_router"),
+        rest.router,
+        _optional_router("fhir_gateway.api.search", "router"),
+    ):
+        if router is not None:
+            mount_flat(app, router, prefix="/fhir", dependencies=protected)
     # [base] without a trailing slash: POST takes Bundles, GET is system search.
     from fhir_gateway.api.search import search_system
 
@@ -111,11 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             endpoint,
             methods=[method],
             include_in_schema=False,
-            dependencies=[Depends(check_format), Depends(get_principal)],
+            dependencies=protected,
         )
 
     _mount_cds(app, settings, state)
-    app.include_router(web_routes.router)
+    mount_flat(app, web_routes.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -172,7 +171,7 @@ def _mount_cds(app: FastAPI, settings: Settings, state: AppState) -> None:
     app.add_middleware(CORSMiddleware, **cors_middleware_options(cds_settings))
 
 
-def _include_optional(parent: APIRouter, module: str, attr: str) -> None:
+def _optional_router(module: str, attr: str) -> APIRouter | None:
     import importlib
 
     try:
@@ -180,7 +179,6 @@ def _include_optional(parent: APIRouter, module: str, attr: str) -> None:
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise
-        return
-    router = getattr(mod, attr, None)
-    if router is not None:
-        parent.include_router(router)
+        return None
+    router: APIRouter | None = getattr(mod, attr, None)
+    return router

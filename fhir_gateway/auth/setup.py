@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from fhir_gateway.api.deps import PrincipalDep, StateDep, check_format, get_principal
+from fhir_gateway.api.deps import PrincipalDep, StateDep, authenticated
+from fhir_gateway.api.mounting import mount_flat
 from fhir_gateway.api.responses import fhir_json
 from fhir_gateway.auth import audit, audit_api, enforce, smart_config
 from fhir_gateway.auth.api_keys import parse_env_key_scopes
@@ -91,12 +92,15 @@ def install(app: FastAPI, state: AppState) -> None:
             return JSONResponse(exc.body(), exc.status, headers)
         return JSONResponse(body, 200, headers)
 
-    protected = APIRouter(
-        prefix="/fhir", dependencies=[Depends(check_format), Depends(get_principal)]
-    )
-    protected.include_router(audit_api.router)
+    protected = APIRouter()
     protected.add_api_route("/Patient/{patient_id}/$erase", erase, methods=["POST"])
-    app.include_router(protected)
+    for router in (audit_api.router, protected):
+        mount_flat(
+            app,
+            router,
+            prefix="/fhir",
+            dependencies=[Depends(authenticated)],
+        )
 
 
 async def erase(patient_id: str, principal: PrincipalDep, state: StateDep) -> Response:

@@ -24,9 +24,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from prometheus_fastapi_instrumentator.routing import get_route_name
 from starlette.datastructures import MutableHeaders
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -143,10 +141,9 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 def _route_template(scope: Scope) -> str | None:
-    if "app" not in scope:
-        return None
-    name: str | None = get_route_name(HTTPConnection(scope), False)
-    return name
+    """The template the router matched (set in the scope while routing), never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
 
 
 class RequestContextMiddleware:
