@@ -114,9 +114,10 @@ async def authenticated(request: Request) -> None:
 async def check_format(request: Request) -> None:
     """Refuse what no FHIR endpoint can serve before any handler sees it: XML, and NUL
     characters in the URL (PostgreSQL text cannot store them, and no FHIR id or value has one)."""
-    if "\x00" in request.url.path or b"%00" in request.scope.get("query_string", b""):
+    query = request.scope.get("query_string", b"")
+    if "\x00" in request.scope["path"] or b"%00" in query:
         raise errors.invalid("The URL contains a NUL character", ["url"])
-    fmt = request.query_params.get("_format")
+    fmt = request.query_params.get("_format") if b"format" in query else None
     if fmt and fmt.lower() not in ("json", "application/fhir+json", "application/json"):
         raise errors.unsupported_media(f"_format '{fmt}' is not supported; only JSON is served")
     accept = request.headers.get("accept", "")
