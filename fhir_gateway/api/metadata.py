@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from fhir_gateway.api.deps import SettingsDep, check_format
@@ -121,4 +122,13 @@ def _version() -> str:
 @router.get("/metadata")
 async def metadata(request: Request, settings: SettingsDep) -> Response:
     await check_format(request)
-    return fhir_json(capability_statement(settings.fhir_base_url(), request))
+    # Serialised once per app and base URL: nothing in it changes while the process runs, and
+    # clients fetch it on every start (a megabyte of JSON to encode each time otherwise).
+    cache: dict[str, bytes] | None = getattr(request.app.state, "capability_json", None)
+    if cache is None:
+        cache = request.app.state.capability_json = {}
+    base = settings.fhir_base_url()
+    body = cache.get(base)
+    if body is None:
+        body = cache[base] = orjson.dumps(capability_statement(base, request))
+    return fhir_json(body)
