@@ -95,7 +95,7 @@ class Repository:
     # ------------------------------------------------------------------ reads
     async def current(self, rtype: str, rid: str) -> Version | None:
         row = await self.conn.fetchrow(
-            "SELECT version, last_updated, deleted, content FROM resource"
+            "SELECT version, last_updated, deleted, content, method FROM resource"
             " WHERE tenant = $1 AND type = $2 AND id = $3",
             self.tenant,
             rtype,
@@ -104,7 +104,13 @@ class Repository:
         if row is None:
             return None
         return Version(
-            rtype, rid, row["version"], row["last_updated"], row["deleted"], row["content"]
+            rtype,
+            rid,
+            row["version"],
+            row["last_updated"],
+            row["deleted"],
+            row["content"],
+            row["method"],
         )
 
     async def read(self, rtype: str, rid: str) -> Version:
@@ -116,9 +122,12 @@ class Repository:
         return v
 
     async def vread(self, rtype: str, rid: str, version: int) -> Version:
+        # The current version lives only in ``resource``, superseded ones only in history.
         row = await self.conn.fetchrow(
-            "SELECT last_updated, deleted, content, method FROM resource_history"
-            " WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4",
+            "SELECT last_updated, deleted, content, method FROM resource"
+            " WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4"
+            " UNION ALL SELECT last_updated, deleted, content, method FROM resource_history"
+            " WHERE tenant = $1 AND type = $2 AND id = $3 AND version = $4 LIMIT 1",
             self.tenant,
             rtype,
             rid,
@@ -145,7 +154,11 @@ class Repository:
         count: int = 50,
         before: tuple[datetime, str, str, int] | None = None,
     ) -> list[Version]:
-        """Versions newest first; ``before`` is the keyset of the previous page's last entry."""
+        """Versions newest first; ``before`` is the keyset of the previous page's last entry.
+
+        Current versions are in ``resource`` and superseded ones in ``resource_history``: each
+        table yields its own newest ``count`` (an index scan either way) and the two are merged.
+        """
         clauses = ["tenant = $1"]
         args: list[Any] = [self.tenant]
         if rtype is not None:
@@ -167,11 +180,14 @@ class Repository:
                 f"(last_updated, type, id, version) < (${n - 3}, ${n - 2}, ${n - 1}, ${n})"
             )
         args.append(count)
+        columns = "type, id, version, last_updated, deleted, content, method"
+        where = " AND ".join(clauses)
+        order = "ORDER BY last_updated DESC, type DESC, id DESC, version DESC"
+        limit = f"LIMIT ${len(args)}"
         rows = await self.conn.fetch(
-            "SELECT type, id, version, last_updated, deleted, content, method"
-            " FROM resource_history WHERE "
-            + " AND ".join(clauses)
-            + f" ORDER BY last_updated DESC, type DESC, id DESC, version DESC LIMIT ${len(args)}",
+            f"SELECT {columns} FROM ((SELECT {columns} FROM resource WHERE {where} {order} {limit})"
+            f" UNION ALL (SELECT {columns} FROM resource_history WHERE {where} {order} {limit}))"
+            f" AS v {order} {limit}",
             *args,
         )
         return [
@@ -258,32 +274,6 @@ class Repository:
                 "content",
             ),
         )
-        await self.conn.copy_records_to_table(
-            "resource_history",
-            records=[
-                (
-                    self.tenant,
-                    p.version.type,
-                    p.version.id,
-                    1,
-                    self.now,
-                    False,
-                    "POST",
-                    p.version.content,
-                )
-                for p in pending
-            ],
-            columns=(
-                "tenant",
-                "type",
-                "id",
-                "version",
-                "last_updated",
-                "deleted",
-                "method",
-                "content",
-            ),
-        )
         await self._write_index(index)
         await self._enqueue_discharges(p.resource for p in pending)
 
@@ -355,38 +345,30 @@ class Repository:
             srid = await self._next_rid()
             await self.conn.execute(
                 "INSERT INTO resource (tenant, type, id, rid, version, last_updated, deleted,"
-                " content) VALUES ($1, $2, $3, $4, 1, $5, false, $6)",
+                " content, method) VALUES ($1, $2, $3, $4, 1, $5, false, $6, $7)",
                 self.tenant,
                 rtype,
                 rid,
                 srid,
                 self.now,
                 content,
+                method,
             )
         else:
             srid = row["rid"]
             await self.conn.execute(
-                "UPDATE resource SET version = $4, last_updated = $5, deleted = false,"
-                " content = $6 WHERE tenant = $1 AND type = $2 AND id = $3",
+                _SUPERSEDE_SQL + "UPDATE resource SET version = $4, last_updated = $5,"
+                " deleted = false, content = $6, method = $7"
+                " WHERE tenant = $1 AND type = $2 AND id = $3",
                 self.tenant,
                 rtype,
                 rid,
                 version_no,
                 self.now,
                 content,
+                method,
             )
             await self._delete_index(srid)
-        await self.conn.execute(
-            "INSERT INTO resource_history (tenant, type, id, version, last_updated, deleted,"
-            " method, content) VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
-            self.tenant,
-            rtype,
-            rid,
-            version_no,
-            self.now,
-            method,
-            content,
-        )
         index.add(srid, self.tenant, rtype, stamped)
         await self._write_index(index)
         await self._enqueue_discharges([stamped])
@@ -403,17 +385,8 @@ class Repository:
             return None
         version_no = row["version"] + 1
         await self.conn.execute(
-            "UPDATE resource SET version = $4, last_updated = $5, deleted = true, content = NULL"
-            " WHERE tenant = $1 AND type = $2 AND id = $3",
-            self.tenant,
-            rtype,
-            rid,
-            version_no,
-            self.now,
-        )
-        await self.conn.execute(
-            "INSERT INTO resource_history (tenant, type, id, version, last_updated, deleted,"
-            " method, content) VALUES ($1, $2, $3, $4, $5, true, 'DELETE', NULL)",
+            _SUPERSEDE_SQL + "UPDATE resource SET version = $4, last_updated = $5, deleted = true,"
+            " content = NULL, method = 'DELETE' WHERE tenant = $1 AND type = $2 AND id = $3",
             self.tenant,
             rtype,
             rid,
@@ -428,6 +401,16 @@ class Repository:
 
 
 _SMALL_WRITE = 64
+
+# Prefix of the statement that replaces the current version ($1 tenant, $2 type, $3 id): the
+# version being replaced moves into history in the same statement. Every part of a statement
+# sees the same snapshot, so the copy reads the row as it was before the UPDATE.
+_SUPERSEDE_SQL = (
+    "WITH superseded AS (INSERT INTO resource_history"
+    " (tenant, type, id, version, last_updated, deleted, method, content)"
+    " SELECT tenant, type, id, version, last_updated, deleted, method, content FROM resource"
+    " WHERE tenant = $1 AND type = $2 AND id = $3) "
+)
 
 # One statement (one round trip) removes a resource's rows from every index table.
 _DELETE_INDEX_SQL = (
