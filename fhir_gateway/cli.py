@@ -109,6 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level.lower(),
             log_config=uvicorn_log_config(settings.log_level),
             timeout_graceful_shutdown=20,
+            access_log=False,  # RequestContextMiddleware writes the access line
         )
     return 0
 
