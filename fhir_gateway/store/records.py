@@ -84,80 +84,98 @@ async def patient_record(
 # is the model's decision, so every possible one gets its window; a patient has few, and the
 # union is still a fraction of the history. Each type comes back as one JSON array in id order,
 # so the driver hands over a handful of strings and each is decoded once.
-# Written so that only one plan shape is possible: per referring row, index lookups by rid
-# (LATERAL ... OFFSET 0 is never turned into a join, a LIMIT 1 subquery never into a hash). Right
-# after a bulk load the planner's statistics are stale and it would otherwise hash the tenant's
-# whole resource table on every call.
-def _has(table: str, condition: str, rid: str = "refs.rid") -> str:
-    return f"(SELECT 1 FROM {table} WHERE {condition.format(rid=rid)} LIMIT 1) IS NOT NULL"
-
-
-_CLASS_IN = "t.rid = {rid} AND t.param = 'class' AND t.code = ANY"
-_IN_WINDOW = (
-    "idx_date d JOIN stays s ON d.low BETWEEN s.start - {low}::interval AND {high}::interval"
-)
-
-
-def _dated(param: str, low: str, high: str) -> str:
-    window = _IN_WINDOW.replace("{low}", low).replace("{high}", high)
-    return _has(window, "d.rid = {rid} AND d.param = " + f"'{param}'")
-
+#
+# Set-wise, never row by row: the patient's resource ids are gathered per type into arrays once,
+# and each index table is then read with one `rid = ANY(array)` scan per question (the classes of
+# the Encounters, their dates, which Observations carry a wanted code, ...), so the executor runs
+# a dozen index scans per call instead of a correlated subquery per resource. The windows are then
+# decided on those small in-memory sets, and content is read only for the survivors. An array
+# subquery is estimated as a handful of ids whatever the statistics say, so every scan stays an
+# index scan even right after a bulk load (when a join could be planned as a hash over the
+# tenant's whole table).
+_IDS = "(SELECT {} FROM ids)::bigint[]"
+_IN_A_STAY = "EXISTS (SELECT 1 FROM stays s WHERE d.low BETWEEN s.start - {} AND {})"
 
 _FEATURE_SQL = f"""
 WITH refs AS MATERIALIZED (
-    SELECT DISTINCT x.rid, x.type FROM idx_reference x
+    SELECT x.rid, x.type FROM idx_reference x
     WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2
       AND x.param = ANY($3) AND x.type = ANY($4)
+), ids AS MATERIALIZED (
+    SELECT array_agg(DISTINCT rid) FILTER (WHERE type = 'Encounter') AS enc,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Condition') AS cond,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Observation') AS obs,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Procedure') AS proc,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'MedicationRequest') AS med
+    FROM refs
+), enc_class AS MATERIALIZED (
+    SELECT t.rid, t.code FROM idx_token t
+    WHERE t.rid = ANY({_IDS.format("enc")}) AND t.param = 'class'
+), enc_date AS MATERIALIZED (
+    SELECT d.rid, d.low, d.high FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("enc")}) AND d.param = 'date'
+), named AS MATERIALIZED (
+    SELECT e.rid FROM resource e
+    WHERE $5::text IS NOT NULL AND e.tenant = $1 AND e.type = 'Encounter' AND e.id = $5
+      AND e.rid = ANY({_IDS.format("enc")})
+), index_stays AS MATERIALIZED (
+    SELECT rid FROM enc_class WHERE code = ANY($6)
 ), stays AS MATERIALIZED (
     -- Each possible index stay: from its admission; to its discharge if finished and over,
     -- else (still running, or dates the index cannot read) without bound.
     SELECT COALESCE(span.low, '-infinity'::timestamptz) AS start,
-           CASE WHEN span.high <= now()
-                 AND {
-    _has("idx_token f", "f.rid = {rid} AND f.param = 'status' AND f.code = 'finished'")
-}
+           CASE WHEN span.high <= now() AND EXISTS (
+                    SELECT 1 FROM idx_token f
+                    WHERE f.rid = c.rid AND f.param = 'status' AND f.code = 'finished')
                 THEN span.high ELSE 'infinity'::timestamptz END AS until
-    FROM refs LEFT JOIN LATERAL (
-        SELECT d.low, d.high FROM idx_date d WHERE d.rid = refs.rid AND d.param = 'date'
-        LIMIT 1
-    ) span ON true
-    WHERE refs.type = 'Encounter'
-      AND ({_has("idx_token t", _CLASS_IN + "($6)")}
-           OR ($5::text IS NOT NULL AND {_has("resource e", "e.rid = {rid} AND e.id = $5")}))
-), picked AS MATERIALIZED (
-    SELECT refs.rid, refs.type, CASE refs.type
-      WHEN 'Condition' THEN true
-      WHEN 'Encounter' THEN {_has("idx_token t", _CLASS_IN + "($6)")}
-        OR ({_has("idx_token t", _CLASS_IN + "($7)")}
-            AND {_dated("date", "$9", "s.start + $12")})
-      WHEN 'Observation' THEN
-        {_has("idx_token t", "t.rid = {rid} AND t.param = 'code' AND t.code = ANY($8)")}
-        AND (NOT {_has("idx_date d", "d.rid = {rid} AND d.param = 'date'")}
-             OR {_dated("date", "$10", "s.until + $12")})
-      WHEN 'Procedure' THEN {_dated("date", "$12", "s.until + $12")}
-      WHEN 'MedicationRequest' THEN {
-    _has(
-        "idx_date d JOIN stays s ON d.low <= s.until + $12::interval",
-        "d.rid = {rid} AND d.param = 'authoredon' AND (d.low >= s.start - $11::interval OR "
-        + _has("idx_token a", "a.rid = {rid} AND a.param = 'status' AND a.code = 'active'")
-        + ")",
-    )
-}
-      ELSE false END AS keep
-    FROM refs
+    FROM (SELECT rid FROM index_stays UNION SELECT rid FROM named) c
+    LEFT JOIN LATERAL (SELECT d.low, d.high FROM enc_date d WHERE d.rid = c.rid LIMIT 1) span
+      ON true
+), labs AS MATERIALIZED (
+    SELECT DISTINCT t.rid FROM idx_token t
+    WHERE t.rid = ANY({_IDS.format("obs")}) AND t.param = 'code' AND t.code = ANY($8)
+), lab_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND d.param = 'date'
+), proc_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("proc")}) AND d.param = 'date'
+), med_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("med")}) AND d.param = 'authoredon'
+), med_active AS MATERIALIZED (
+    SELECT a.rid FROM idx_token a
+    WHERE a.rid = ANY({_IDS.format("med")}) AND a.param = 'status' AND a.code = 'active'
+), keep AS (
+    SELECT rid FROM index_stays
+    UNION SELECT rid FROM named
+    UNION SELECT c.rid FROM ids, unnest(ids.cond) AS c(rid)
+    UNION SELECT d.rid FROM enc_date d JOIN enc_class c ON c.rid = d.rid AND c.code = ANY($7)
+      WHERE {_IN_A_STAY.format("$9::interval", "s.start + $12::interval")}
+    UNION SELECT l.rid FROM labs l
+      WHERE NOT EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid)
+         OR EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid
+                    AND {_IN_A_STAY.format("$10::interval", "s.until + $12::interval")})
+    UNION SELECT d.rid FROM proc_date d
+      WHERE {_IN_A_STAY.format("$12::interval", "s.until + $12::interval")}
+    UNION SELECT d.rid FROM med_date d
+      WHERE EXISTS (
+          SELECT 1 FROM stays s
+          WHERE d.low <= s.until + $12::interval
+            AND (d.low >= s.start - $11::interval OR d.rid IN (SELECT rid FROM med_active)))
 )
 SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
-FROM picked CROSS JOIN LATERAL (
-    SELECT r.type, r.id, r.content FROM resource r
-    WHERE r.rid = picked.rid AND r.tenant = $1 AND NOT r.deleted OFFSET 0
-) r
-WHERE (picked.keep OR (picked.type = 'Encounter' AND $5::text IS NOT NULL))
-  AND (picked.keep OR r.id = $5)
+FROM resource r
+WHERE r.rid = ANY((SELECT array_agg(rid) FROM keep)::bigint[]) AND r.tenant = $1
+  AND NOT r.deleted
 GROUP BY r.type
 UNION ALL
 SELECT type, '[' || content || ']' FROM resource
 WHERE tenant = $1 AND type = 'Patient' AND id = $2 AND NOT deleted
 """
+# For these types the 'patient' parameter is "subject, where it is a Patient": its rows repeat
+# the 'subject' rows, so reading them too would only double the reference scan.
+_FEATURE_PARAMS = ["subject", "focus", "requester"]
 _FEATURE_TYPES = ["Encounter", "Condition", "Observation", "Procedure", "MedicationRequest"]
 
 
@@ -196,7 +214,7 @@ async def feature_record(
         _FEATURE_SQL,
         tenant,
         patient_id,
-        _PATIENT_PARAMS,
+        _FEATURE_PARAMS,
         _FEATURE_TYPES,
         encounter_id,
         list(scope.index_class_codes),
