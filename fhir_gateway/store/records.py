@@ -6,6 +6,7 @@ patient"; the reference index answers that with one indexed query instead of a s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,8 +133,11 @@ WITH refs AS MATERIALIZED (
     LEFT JOIN LATERAL (SELECT d.low, d.high FROM enc_date d WHERE d.rid = c.rid LIMIT 1) span
       ON true
 ), labs AS MATERIALIZED (
+    -- The codes again as literals: only they let the planner prove that the small partial
+    -- index of the model's lab rows (idx_token_feature_lab, migration 0007) applies.
     SELECT DISTINCT t.rid FROM idx_token t
-    WHERE t.rid = ANY({_IDS.format("obs")}) AND t.param = 'code' AND t.code = ANY($8)
+    WHERE t.rid = ANY({_IDS.format("obs")}) AND t.type = 'Observation' AND t.param = 'code'
+      AND t.code = ANY($8) AND t.code IN ({{lab_codes}})
 ), lab_date AS MATERIALIZED (
     SELECT d.rid, d.low FROM idx_date d
     WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND d.param = 'date'
@@ -179,6 +183,12 @@ _FEATURE_PARAMS = ["subject", "focus", "requester"]
 _FEATURE_TYPES = ["Encounter", "Condition", "Observation", "Procedure", "MedicationRequest"]
 
 
+@functools.cache
+def _feature_sql(lab_codes: tuple[str, ...]) -> str:
+    literals = ", ".join("'" + code.replace("'", "''") + "'" for code in lab_codes)
+    return _FEATURE_SQL.replace("{lab_codes}", literals or "NULL")
+
+
 @dataclass(frozen=True)
 class FeatureScope:
     """What a model reads around a possible index stay (see ``feature_record``).
@@ -211,7 +221,7 @@ async def feature_record(
     index stay to include whatever its class. No "Patient" key when the Patient is not live."""
     m = scope.margin
     rows = await conn.fetch(
-        _FEATURE_SQL,
+        _feature_sql(tuple(scope.observation_codes)),
         tenant,
         patient_id,
         _FEATURE_PARAMS,
