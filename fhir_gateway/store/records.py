@@ -90,10 +90,16 @@ async def patient_record(
 # and each index table is then read with one `rid = ANY(array)` scan per question (the classes of
 # the Encounters, their dates, which Observations carry a wanted code, ...), so the executor runs
 # a dozen index scans per call instead of a correlated subquery per resource. The windows are then
-# decided on those small in-memory sets, and content is read only for the survivors. An array
-# subquery is estimated as a handful of ids whatever the statistics say, so every scan stays an
-# index scan even right after a bulk load (when a join could be planned as a hash over the
-# tenant's whole table).
+# decided on those small in-memory sets, and content is read only for the survivors.
+#
+# Right after a bulk load the planner has no statistics: it then takes `rid = ANY(...)` to match
+# thousands of rows and would rather walk idx_token_code or idx_date_low through the whole tenant
+# on a param or code condition (skip scan makes their trailing columns usable). So besides the
+# rid, every condition on those tables is written `(column = value) IS TRUE`: the same test (the
+# columns are NOT NULL) that no index can serve, which leaves the rid indexes as the only way in;
+# the one correlated look-up is a LIMIT 1 subquery, which is never turned into a hashed scan of
+# the table. The lab look-up is the exception: it must name its codes so that the partial index
+# of migration 0007 (small, and the cheapest way in) applies.
 _IDS = "(SELECT {} FROM ids)::bigint[]"
 _IN_A_STAY = "EXISTS (SELECT 1 FROM stays s WHERE d.low BETWEEN s.start - {} AND {})"
 
@@ -111,10 +117,10 @@ WITH refs AS MATERIALIZED (
     FROM refs
 ), enc_class AS MATERIALIZED (
     SELECT t.rid, t.code FROM idx_token t
-    WHERE t.rid = ANY({_IDS.format("enc")}) AND t.param = 'class'
+    WHERE t.rid = ANY({_IDS.format("enc")}) AND (t.param = 'class') IS TRUE
 ), enc_date AS MATERIALIZED (
     SELECT d.rid, d.low, d.high FROM idx_date d
-    WHERE d.rid = ANY({_IDS.format("enc")}) AND d.param = 'date'
+    WHERE d.rid = ANY({_IDS.format("enc")}) AND (d.param = 'date') IS TRUE
 ), named AS MATERIALIZED (
     SELECT e.rid FROM resource e
     WHERE $5::text IS NOT NULL AND e.tenant = $1 AND e.type = 'Encounter' AND e.id = $5
@@ -125,9 +131,10 @@ WITH refs AS MATERIALIZED (
     -- Each possible index stay: from its admission; to its discharge if finished and over,
     -- else (still running, or dates the index cannot read) without bound.
     SELECT COALESCE(span.low, '-infinity'::timestamptz) AS start,
-           CASE WHEN span.high <= now() AND EXISTS (
+           CASE WHEN span.high <= now() AND (
                     SELECT 1 FROM idx_token f
-                    WHERE f.rid = c.rid AND f.param = 'status' AND f.code = 'finished')
+                    WHERE f.rid = c.rid AND (f.param = 'status') IS TRUE
+                      AND (f.code = 'finished') IS TRUE LIMIT 1) IS NOT NULL
                 THEN span.high ELSE 'infinity'::timestamptz END AS until
     FROM (SELECT rid FROM index_stays UNION SELECT rid FROM named) c
     LEFT JOIN LATERAL (SELECT d.low, d.high FROM enc_date d WHERE d.rid = c.rid LIMIT 1) span
@@ -140,16 +147,17 @@ WITH refs AS MATERIALIZED (
       AND t.code = ANY($8) AND t.code IN ({{lab_codes}})
 ), lab_date AS MATERIALIZED (
     SELECT d.rid, d.low FROM idx_date d
-    WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND d.param = 'date'
+    WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND (d.param = 'date') IS TRUE
 ), proc_date AS MATERIALIZED (
     SELECT d.rid, d.low FROM idx_date d
-    WHERE d.rid = ANY({_IDS.format("proc")}) AND d.param = 'date'
+    WHERE d.rid = ANY({_IDS.format("proc")}) AND (d.param = 'date') IS TRUE
 ), med_date AS MATERIALIZED (
     SELECT d.rid, d.low FROM idx_date d
-    WHERE d.rid = ANY({_IDS.format("med")}) AND d.param = 'authoredon'
+    WHERE d.rid = ANY({_IDS.format("med")}) AND (d.param = 'authoredon') IS TRUE
 ), med_active AS MATERIALIZED (
     SELECT a.rid FROM idx_token a
-    WHERE a.rid = ANY({_IDS.format("med")}) AND a.param = 'status' AND a.code = 'active'
+    WHERE a.rid = ANY({_IDS.format("med")})
+      AND (a.param = 'status') IS TRUE AND (a.code = 'active') IS TRUE
 ), keep AS (
     SELECT rid FROM index_stays
     UNION SELECT rid FROM named
@@ -170,7 +178,7 @@ WITH refs AS MATERIALIZED (
 )
 SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
 FROM resource r
-WHERE r.rid = ANY((SELECT array_agg(rid) FROM keep)::bigint[]) AND r.tenant = $1
+WHERE r.rid = ANY((SELECT array_agg(rid) FROM keep)::bigint[]) AND (r.tenant = $1) IS TRUE
   AND NOT r.deleted
 GROUP BY r.type
 UNION ALL
