@@ -87,6 +87,21 @@ async def assessments_settled(server: ServerProcess, limit: float) -> int:
     return max(last, 0)
 
 
+def database_quiet(server: ServerProcess, limit: float) -> float:
+    """Wait until PostgreSQL idles (autovacuum done with the load); returns the seconds waited.
+
+    The meter bills every PostgreSQL process to the phase it runs in, so the vacuum and analyze
+    that follow a bulk load would otherwise land on whichever phase comes first.
+    """
+    started = time.monotonic()
+    quiet = 0
+    while quiet < 2 and time.monotonic() - started < limit:
+        with CpuMeter(server.proc.pid, server.pg_marker) as cpu:
+            time.sleep(1.0)
+        quiet = quiet + 1 if cpu.postgres < 0.02 else 0
+    return time.monotonic() - started
+
+
 async def scorable(server: ServerProcess, patients: Sequence[str]) -> list[str]:
     """Patients the model can score (those with a finished inpatient stay)."""
     conn = connect(server)
@@ -197,6 +212,7 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
     everything = [f"/fhir/Patient/{p}/$everything" for p in eligible]
     for paths_ in (risk, read, everything):  # warm-up: caches, prepared statements, the model
         asyncio.run(sequential(server, paths_, 2 * len(eligible)))
+    print(f"PostgreSQL idle after {database_quiet(server, 120):.0f} s (autovacuum after the load)")
 
     print(f"one client (load average {load_average()}):")
     results = {}
