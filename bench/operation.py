@@ -29,12 +29,16 @@ from bench.common import (
     CpuMeter,
     RawConnection,
     ServerProcess,
+    command_of,
+    cpu_seconds,
     gateway_headers,
     gateway_server,
     load_average,
     load_templates,
     machine,
     percentile,
+    process_tree,
+    processes_mentioning,
     synthea_paths,
 )
 
@@ -87,19 +91,25 @@ async def assessments_settled(server: ServerProcess, limit: float) -> int:
     return max(last, 0)
 
 
-def database_quiet(server: ServerProcess, limit: float) -> float:
-    """Wait until PostgreSQL idles (autovacuum done with the load); returns the seconds waited.
+class RequestCpuMeter(CpuMeter):
+    """``CpuMeter`` without PostgreSQL's autovacuum workers.
 
-    The meter bills every PostgreSQL process to the phase it runs in, so the vacuum and analyze
-    that follow a bulk load would otherwise land on whichever phase comes first.
+    The vacuum and analyze that follow the bulk load start whenever autovacuum wakes up, and a
+    worker's CPU leaves the sum when it exits: counted, they land on (or are subtracted from)
+    whichever phase they happen to overlap, and say nothing about the requests.
     """
-    started = time.monotonic()
-    quiet = 0
-    while quiet < 2 and time.monotonic() - started < limit:
-        with CpuMeter(server.proc.pid, server.pg_marker) as cpu:
-            time.sleep(1.0)
-        quiet = quiet + 1 if cpu.postgres < 0.02 else 0
-    return time.monotonic() - started
+
+    def _read(self) -> tuple[float, float]:
+        python, _ = super()._read()
+        pg: list[int] = []
+        for root in processes_mentioning(self.pg_marker) if self.pg_marker else ():
+            if "postgres" in command_of(root)[:200]:
+                pg.extend(
+                    p
+                    for p in process_tree(root)
+                    if p not in pg and "autovacuum" not in command_of(p)[:200]
+                )
+        return python, cpu_seconds(pg)
 
 
 async def scorable(server: ServerProcess, patients: Sequence[str]) -> list[str]:
@@ -212,7 +222,6 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
     everything = [f"/fhir/Patient/{p}/$everything" for p in eligible]
     for paths_ in (risk, read, everything):  # warm-up: caches, prepared statements, the model
         asyncio.run(sequential(server, paths_, 2 * len(eligible)))
-    print(f"PostgreSQL idle after {database_quiet(server, 120):.0f} s (autovacuum after the load)")
 
     print(f"one client (load average {load_average()}):")
     results = {}
@@ -221,7 +230,7 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
         ("GET Patient/{id} (baseline)", read, args.requests),
         ("GET Patient/{id}/$everything", everything, max(50, args.requests // 10)),
     ):
-        with CpuMeter(server.proc.pid, server.pg_marker) as cpu:
+        with RequestCpuMeter(server.proc.pid, server.pg_marker) as cpu:
             timings = asyncio.run(sequential(server, targets, n))
         results[name] = timings
         print(latency_line(name, timings))
@@ -246,7 +255,7 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
     ratio = rates["$readmission-risk"] / rates["GET Patient/{id} (baseline)"]
     print(f"  ratio operation / plain read: {ratio:.2f}")
 
-    with CpuMeter(server.proc.pid, server.pg_marker) as cpu:
+    with RequestCpuMeter(server.proc.pid, server.pg_marker) as cpu:
         scored, seconds = asyncio.run(population(server))
     print(
         f"population re-scoring: {scored} discharges scored and stored in {seconds:.1f} s"
