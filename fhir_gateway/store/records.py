@@ -107,7 +107,7 @@ _FEATURE_SQL = f"""
 WITH refs AS MATERIALIZED (
     SELECT x.rid, x.type FROM idx_reference x
     WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2
-      AND x.param = ANY($3) AND x.type = ANY($4)
+      AND x.param = ANY({{params}}) AND x.type = ANY({{types}})
 ), ids AS MATERIALIZED (
     SELECT array_agg(DISTINCT rid) FILTER (WHERE type = 'Encounter') AS enc,
            array_agg(DISTINCT rid) FILTER (WHERE type = 'Condition') AS cond,
@@ -123,10 +123,10 @@ WITH refs AS MATERIALIZED (
     WHERE d.rid = ANY({_IDS.format("enc")}) AND (d.param = 'date') IS TRUE
 ), named AS MATERIALIZED (
     SELECT e.rid FROM resource e
-    WHERE $5::text IS NOT NULL AND e.tenant = $1 AND e.type = 'Encounter' AND e.id = $5
+    WHERE $3::text IS NOT NULL AND e.tenant = $1 AND e.type = 'Encounter' AND e.id = $3
       AND e.rid = ANY({_IDS.format("enc")})
 ), index_stays AS MATERIALIZED (
-    SELECT rid FROM enc_class WHERE code = ANY($6)
+    SELECT rid FROM enc_class WHERE code = ANY({{index_classes}})
 ), stays AS MATERIALIZED (
     -- Each possible index stay: from its admission; to its discharge if finished and over,
     -- else (still running, or dates the index cannot read) without bound.
@@ -140,11 +140,11 @@ WITH refs AS MATERIALIZED (
     LEFT JOIN LATERAL (SELECT d.low, d.high FROM enc_date d WHERE d.rid = c.rid LIMIT 1) span
       ON true
 ), labs AS MATERIALIZED (
-    -- The codes again as literals: only they let the planner prove that the small partial
-    -- index of the model's lab rows (idx_token_feature_lab, migration 0007) applies.
+    -- Written to match the partial index of the model's lab rows (idx_token_feature_lab,
+    -- migration 0007): the planner uses it only when it can prove these conditions imply it.
     SELECT DISTINCT t.rid FROM idx_token t
     WHERE t.rid = ANY({_IDS.format("obs")}) AND t.type = 'Observation' AND t.param = 'code'
-      AND t.code = ANY($8) AND t.code IN ({{lab_codes}})
+      AND t.code IN ({{lab_codes}})
 ), lab_date AS MATERIALIZED (
     SELECT d.rid, d.low FROM idx_date d
     WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND (d.param = 'date') IS TRUE
@@ -162,19 +162,20 @@ WITH refs AS MATERIALIZED (
     SELECT rid FROM index_stays
     UNION SELECT rid FROM named
     UNION SELECT c.rid FROM ids, unnest(ids.cond) AS c(rid)
-    UNION SELECT d.rid FROM enc_date d JOIN enc_class c ON c.rid = d.rid AND c.code = ANY($7)
-      WHERE {_IN_A_STAY.format("$9::interval", "s.start + $12::interval")}
+    UNION SELECT d.rid FROM enc_date d JOIN enc_class c
+      ON c.rid = d.rid AND c.code = ANY({{visit_classes}})
+      WHERE {_IN_A_STAY.format("{visit_lookback}", "s.start + {margin}")}
     UNION SELECT l.rid FROM labs l
       WHERE NOT EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid)
          OR EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid
-                    AND {_IN_A_STAY.format("$10::interval", "s.until + $12::interval")})
+                    AND {_IN_A_STAY.format("{lab_lookback}", "s.until + {margin}")})
     UNION SELECT d.rid FROM proc_date d
-      WHERE {_IN_A_STAY.format("$12::interval", "s.until + $12::interval")}
+      WHERE {_IN_A_STAY.format("{margin}", "s.until + {margin}")}
     UNION SELECT d.rid FROM med_date d
       WHERE EXISTS (
           SELECT 1 FROM stays s
-          WHERE d.low <= s.until + $12::interval
-            AND (d.low >= s.start - $11::interval OR d.rid IN (SELECT rid FROM med_active)))
+          WHERE d.low <= s.until + {{margin}}
+            AND (d.low >= s.start - {{order_lookback}} OR d.rid IN (SELECT rid FROM med_active)))
 )
 SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
 FROM resource r
@@ -191,10 +192,42 @@ _FEATURE_PARAMS = ["subject", "focus", "requester"]
 _FEATURE_TYPES = ["Encounter", "Condition", "Observation", "Procedure", "MedicationRequest"]
 
 
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _texts(values: Sequence[str]) -> str:
+    return f"ARRAY[{', '.join(_text(v) for v in values)}]::text[]" if values else "'{}'::text[]"
+
+
+def _interval(value: timedelta) -> str:
+    # Days as days, as the driver sends a timedelta: timestamptz arithmetic treats them apart.
+    return f"interval '{value.days} days {value.seconds}.{value.microseconds:06d} seconds'"
+
+
 @functools.cache
-def _feature_sql(lab_codes: tuple[str, ...]) -> str:
-    literals = ", ".join("'" + code.replace("'", "''") + "'" for code in lab_codes)
-    return _FEATURE_SQL.replace("{lab_codes}", literals or "NULL")
+def _feature_sql(scope: FeatureScope) -> str:
+    """The feature query with the scope written in as constants, leaving tenant, patient and
+    named encounter as its only parameters. A generic plan (planned once per connection) is
+    then estimated like a custom one, so PostgreSQL settles on it; with the scope as parameters
+    it re-planned the query on every call whenever statistics were young (the planning costs
+    about as much as running it)."""
+    m = scope.margin
+    constants = {
+        "params": _texts(_FEATURE_PARAMS),
+        "types": _texts(_FEATURE_TYPES),
+        "index_classes": _texts(scope.index_class_codes),
+        "visit_classes": _texts(scope.visit_class_codes),
+        "lab_codes": ", ".join(_text(c) for c in scope.observation_codes) or "NULL",
+        "visit_lookback": _interval(scope.visit_lookback + m),
+        "lab_lookback": _interval(scope.lab_lookback + m),
+        "order_lookback": _interval(scope.order_lookback + m),
+        "margin": _interval(m),
+    }
+    sql = _FEATURE_SQL
+    for name, literal in constants.items():
+        sql = sql.replace("{" + name + "}", literal)
+    return sql
 
 
 @dataclass(frozen=True)
@@ -207,9 +240,9 @@ class FeatureScope:
     would read; the model applies its exact windows itself.
     """
 
-    index_class_codes: Sequence[str]  # Encounter.class codes of a possible index stay
-    visit_class_codes: Sequence[str]  # other Encounter.class codes the visit counts read
-    observation_codes: Sequence[str]
+    index_class_codes: tuple[str, ...]  # Encounter.class codes of a possible index stay
+    visit_class_codes: tuple[str, ...]  # other Encounter.class codes the visit counts read
+    observation_codes: tuple[str, ...]
     visit_lookback: timedelta
     lab_lookback: timedelta
     order_lookback: timedelta
@@ -227,20 +260,5 @@ async def feature_record(
     """The part of a patient's record a model reading ``scope`` can need, decoded and grouped
     by type (each type in id order, as ``patient_record`` has them); ``encounter_id`` names an
     index stay to include whatever its class. No "Patient" key when the Patient is not live."""
-    m = scope.margin
-    rows = await conn.fetch(
-        _feature_sql(tuple(scope.observation_codes)),
-        tenant,
-        patient_id,
-        _FEATURE_PARAMS,
-        _FEATURE_TYPES,
-        encounter_id,
-        list(scope.index_class_codes),
-        list(scope.visit_class_codes),
-        list(scope.observation_codes),
-        scope.visit_lookback + m,
-        scope.lab_lookback + m,
-        scope.order_lookback + m,
-        m,
-    )
+    rows = await conn.fetch(_feature_sql(scope), tenant, patient_id, encounter_id)
     return {r["type"]: orjson.loads(r["items"]) for r in rows}

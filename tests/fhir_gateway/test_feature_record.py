@@ -125,22 +125,7 @@ async def _lab_index(database_url: str) -> tuple[str, list[str]]:
         definition = await conn.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_token_feature_lab'"
         )
-        m = scope.margin
-        plan = await conn.fetch(
-            "EXPLAIN " + _feature_sql(tuple(scope.observation_codes)),
-            "dkfz",
-            "nobody",
-            ["subject"],
-            ["Observation"],
-            None,
-            list(scope.index_class_codes),
-            list(scope.visit_class_codes),
-            list(scope.observation_codes),
-            scope.visit_lookback + m,
-            scope.lab_lookback + m,
-            scope.order_lookback + m,
-            m,
-        )
+        plan = await conn.fetch("EXPLAIN " + _feature_sql(scope), "dkfz", "nobody", None)
     finally:
         await conn.close()
     return definition or "", [r[0] for r in plan]
