@@ -9,6 +9,9 @@ transaction Bundles, waits until the discharge scoring they trigger has finished
 * 32 concurrent clients: operations/s (target >= 500), against plain reads;
 * ``POST /fhir/$readmission-risk-population``: discharges re-scored and stored per second.
 
+CPU per request is the server's processes and PostgreSQL's, autovacuum workers left out (they
+tidy up after the load, whenever they wake).
+
     PYTHONPATH=. python bench/operation.py [--bundles 60] [--requests 1000] [--seconds 10]
         [--clients 32] [--workers 1]
 """
