@@ -74,14 +74,18 @@ def predict(
     return prediction
 
 
-async def score_patient(
+async def patient_record_for_scoring(
     conn: asyncpg.Connection,
     tenant: str,
     predictor: Any,
     patient_id: str,
     encounter_id: str | None = None,
-    as_of: datetime | None = None,
-) -> dict[str, Any]:
+) -> Record:
+    """What the model needs of a stored patient, or the OperationOutcome saying what is missing.
+
+    Separate from the scoring so a caller can give its pooled connection back before the CPU
+    work: under concurrency a connection held through the model is one more the pool lacks.
+    """
     _require(predictor)  # before fetching what only the model's features would read
     repo = Repository(conn, tenant)
     if encounter_id is not None:
@@ -93,6 +97,17 @@ async def score_patient(
     if "Patient" not in resources:
         # The record holds the live Patient; without it, say why (404 or 410 Gone).
         await repo.read("Patient", patient_id)
+    return resources
+
+
+def assess(
+    predictor: Any,
+    resources: Record,
+    patient_id: str,
+    encounter_id: str | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """The RiskAssessment of a record fetched by ``patient_record_for_scoring``."""
     prediction = predict(predictor, resources, patient_id, encounter_id, as_of)
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 
