@@ -249,12 +249,14 @@ def run(server: ServerProcess, args: argparse.Namespace, paths: Sequence[Path]) 
     print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each:")
     rates = {}
     for name, targets in (("$readmission-risk", risk), ("GET Patient/{id} (baseline)", read)):
-        rate, timings = asyncio.run(concurrent(server, targets, args.clients, args.seconds))
+        with RequestCpuMeter(server.proc.pid, server.pg_marker) as cpu:
+            rate, timings = asyncio.run(concurrent(server, targets, args.clients, args.seconds))
         rates[name] = rate
         print(
             f"  {name:<32} {rate:,.0f} requests/s  (p50 {ms(percentile(timings, 0.5))},"
             f" p99 {ms(percentile(timings, 0.99))}; load average {load_average()})"
         )
+        print(cpu_line(cpu, len(timings)))
     ratio = rates["$readmission-risk"] / rates["GET Patient/{id} (baseline)"]
     print(f"  ratio operation / plain read: {ratio:.2f}")
 

@@ -260,5 +260,28 @@ async def feature_record(
     """The part of a patient's record a model reading ``scope`` can need, decoded and grouped
     by type (each type in id order, as ``patient_record`` has them); ``encounter_id`` names an
     index stay to include whatever its class. No "Patient" key when the Patient is not live."""
+    return decode_feature_json(
+        await feature_record_json(conn, tenant, patient_id, scope, encounter_id=encounter_id)
+    )
+
+
+async def feature_record_json(
+    conn: asyncpg.Connection,
+    tenant: str,
+    patient_id: str,
+    scope: FeatureScope,
+    *,
+    encounter_id: str | None = None,
+) -> dict[str, str]:
+    """``feature_record`` before decoding: one JSON array per type.
+
+    For a caller that decodes only once it has let go of its connection and will not wait for
+    anything until done with the resources: decoded records kept alive across an await are what
+    the garbage collector walks again and again when many requests are in flight.
+    """
     rows = await conn.fetch(_feature_sql(scope), tenant, patient_id, encounter_id)
-    return {r["type"]: orjson.loads(r["items"]) for r in rows}
+    return {r["type"]: r["items"] for r in rows}
+
+
+def decode_feature_json(record: Mapping[str, str]) -> dict[str, list[Mapping[str, Any]]]:
+    return {rtype: orjson.loads(items) for rtype, items in record.items()}
