@@ -14,7 +14,7 @@ from fhir_gateway.fhir import errors
 from fhir_gateway.fhir.references import rewrite_references
 from fhir_gateway.operations.registry import OperationContext, Param, operation
 from fhir_gateway.scoring.assessment import risk_assessment
-from fhir_gateway.scoring.service import predict, score_patient
+from fhir_gateway.scoring.service import assess, patient_record_for_scoring, predict
 
 _DOC_PROBABILITY = "RiskAssessment.prediction.probabilityDecimal is a fraction between 0 and 1."
 
@@ -92,9 +92,10 @@ async def readmission_risk(ctx: OperationContext) -> dict[str, Any]:
     if ctx.one("bundle") is not None:
         raise errors.invalid("'bundle' is only accepted at the type level", ["bundle"])
     async with ctx.state.db.connection() as conn:
-        return await score_patient(
-            conn, ctx.principal.tenant, predictor, ctx.resource_id, encounter_id, as_of
+        record = await patient_record_for_scoring(
+            conn, ctx.principal.tenant, predictor, ctx.resource_id, encounter_id
         )
+    return assess(predictor, record, ctx.resource_id, encounter_id, as_of)
 
 
 def pushed_record(bundle: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:

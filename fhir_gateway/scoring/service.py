@@ -17,7 +17,12 @@ import asyncpg
 from fhir_gateway.fhir import errors
 from fhir_gateway.observability import metrics
 from fhir_gateway.scoring.assessment import assessment_id, risk_assessment
-from fhir_gateway.store.records import FeatureScope, feature_record
+from fhir_gateway.store.records import (
+    FeatureScope,
+    decode_feature_json,
+    feature_record,
+    feature_record_json,
+)
 from fhir_gateway.store.repository import Repository
 
 Record = dict[str, list[Mapping[str, Any]]]
@@ -74,14 +79,21 @@ def predict(
     return prediction
 
 
-async def score_patient(
+async def patient_record_for_scoring(
     conn: asyncpg.Connection,
     tenant: str,
     predictor: Any,
     patient_id: str,
     encounter_id: str | None = None,
-    as_of: datetime | None = None,
-) -> dict[str, Any]:
+) -> Mapping[str, str]:
+    """What the model needs of a stored patient, still as JSON (one array per type), or the
+    OperationOutcome saying what is missing.
+
+    Kept apart from the scoring so a caller gives its pooled connection back before the CPU
+    work, and decodes only then (``assess``): under concurrency a connection held through the
+    model is one more the pool lacks, and decoded resources alive across an await are what the
+    garbage collector keeps walking.
+    """
     _require(predictor)  # before fetching what only the model's features would read
     repo = Repository(conn, tenant)
     if encounter_id is not None:
@@ -89,10 +101,24 @@ async def score_patient(
         enc = await repo.current("Encounter", encounter_id)
         if enc is None or enc.deleted:
             raise errors.not_found(f"Encounter/{encounter_id} is not known")
-    resources = await load_record(conn, tenant, patient_id, encounter_id)
-    if "Patient" not in resources:
+    record = await feature_record_json(
+        conn, tenant, patient_id, _scope(), encounter_id=encounter_id
+    )
+    if "Patient" not in record:
         # The record holds the live Patient; without it, say why (404 or 410 Gone).
         await repo.read("Patient", patient_id)
+    return record
+
+
+def assess(
+    predictor: Any,
+    record: Mapping[str, str],
+    patient_id: str,
+    encounter_id: str | None = None,
+    as_of: datetime | None = None,
+) -> dict[str, Any]:
+    """The RiskAssessment of a record fetched by ``patient_record_for_scoring``."""
+    resources = decode_feature_json(record)
     prediction = predict(predictor, resources, patient_id, encounter_id, as_of)
     return risk_assessment(prediction, occurrence=as_of or datetime.now(UTC))
 

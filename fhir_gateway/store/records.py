@@ -6,6 +6,7 @@ patient"; the reference index answers that with one indexed query instead of a s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,81 +85,149 @@ async def patient_record(
 # is the model's decision, so every possible one gets its window; a patient has few, and the
 # union is still a fraction of the history. Each type comes back as one JSON array in id order,
 # so the driver hands over a handful of strings and each is decoded once.
-# Written so that only one plan shape is possible: per referring row, index lookups by rid
-# (LATERAL ... OFFSET 0 is never turned into a join, a LIMIT 1 subquery never into a hash). Right
-# after a bulk load the planner's statistics are stale and it would otherwise hash the tenant's
-# whole resource table on every call.
-def _has(table: str, condition: str, rid: str = "refs.rid") -> str:
-    return f"(SELECT 1 FROM {table} WHERE {condition.format(rid=rid)} LIMIT 1) IS NOT NULL"
-
-
-_CLASS_IN = "t.rid = {rid} AND t.param = 'class' AND t.code = ANY"
-_IN_WINDOW = (
-    "idx_date d JOIN stays s ON d.low BETWEEN s.start - {low}::interval AND {high}::interval"
-)
-
-
-def _dated(param: str, low: str, high: str) -> str:
-    window = _IN_WINDOW.replace("{low}", low).replace("{high}", high)
-    return _has(window, "d.rid = {rid} AND d.param = " + f"'{param}'")
-
+#
+# Set-wise, never row by row: the patient's resource ids are gathered per type into arrays once,
+# and each index table is then read with one `rid = ANY(array)` scan per question (the classes of
+# the Encounters, their dates, which Observations carry a wanted code, ...), so the executor runs
+# a dozen index scans per call instead of a correlated subquery per resource. The windows are then
+# decided on those small in-memory sets, and content is read only for the survivors.
+#
+# Right after a bulk load the planner has no statistics: it then takes `rid = ANY(...)` to match
+# thousands of rows and would rather walk idx_token_code or idx_date_low through the whole tenant
+# on a param or code condition (skip scan makes their trailing columns usable). So besides the
+# rid, every condition on those tables is written `(column = value) IS TRUE`: the same test (the
+# columns are NOT NULL) that no index can serve, which leaves the rid indexes as the only way in;
+# the one correlated look-up is a LIMIT 1 subquery, which is never turned into a hashed scan of
+# the table. The lab look-up is the exception: it must name its codes so that the partial index
+# of migration 0007 (small, and the cheapest way in) applies.
+_IDS = "(SELECT {} FROM ids)::bigint[]"
+_IN_A_STAY = "EXISTS (SELECT 1 FROM stays s WHERE d.low BETWEEN s.start - {} AND {})"
 
 _FEATURE_SQL = f"""
 WITH refs AS MATERIALIZED (
-    SELECT DISTINCT x.rid, x.type FROM idx_reference x
+    SELECT x.rid, x.type FROM idx_reference x
     WHERE x.tenant = $1 AND x.target_type = 'Patient' AND x.target_id = $2
-      AND x.param = ANY($3) AND x.type = ANY($4)
+      AND x.param = ANY({{params}}) AND x.type = ANY({{types}})
+), ids AS MATERIALIZED (
+    SELECT array_agg(DISTINCT rid) FILTER (WHERE type = 'Encounter') AS enc,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Condition') AS cond,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Observation') AS obs,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'Procedure') AS proc,
+           array_agg(DISTINCT rid) FILTER (WHERE type = 'MedicationRequest') AS med
+    FROM refs
+), enc_class AS MATERIALIZED (
+    SELECT t.rid, t.code FROM idx_token t
+    WHERE t.rid = ANY({_IDS.format("enc")}) AND (t.param = 'class') IS TRUE
+), enc_date AS MATERIALIZED (
+    SELECT d.rid, d.low, d.high FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("enc")}) AND (d.param = 'date') IS TRUE
+), named AS MATERIALIZED (
+    SELECT e.rid FROM resource e
+    WHERE $3::text IS NOT NULL AND e.tenant = $1 AND e.type = 'Encounter' AND e.id = $3
+      AND e.rid = ANY({_IDS.format("enc")})
+), index_stays AS MATERIALIZED (
+    SELECT rid FROM enc_class WHERE code = ANY({{index_classes}})
 ), stays AS MATERIALIZED (
     -- Each possible index stay: from its admission; to its discharge if finished and over,
     -- else (still running, or dates the index cannot read) without bound.
     SELECT COALESCE(span.low, '-infinity'::timestamptz) AS start,
-           CASE WHEN span.high <= now()
-                 AND {
-    _has("idx_token f", "f.rid = {rid} AND f.param = 'status' AND f.code = 'finished'")
-}
+           CASE WHEN span.high <= now() AND (
+                    SELECT 1 FROM idx_token f
+                    WHERE f.rid = c.rid AND (f.param = 'status') IS TRUE
+                      AND (f.code = 'finished') IS TRUE LIMIT 1) IS NOT NULL
                 THEN span.high ELSE 'infinity'::timestamptz END AS until
-    FROM refs LEFT JOIN LATERAL (
-        SELECT d.low, d.high FROM idx_date d WHERE d.rid = refs.rid AND d.param = 'date'
-        LIMIT 1
-    ) span ON true
-    WHERE refs.type = 'Encounter'
-      AND ({_has("idx_token t", _CLASS_IN + "($6)")}
-           OR ($5::text IS NOT NULL AND {_has("resource e", "e.rid = {rid} AND e.id = $5")}))
-), picked AS MATERIALIZED (
-    SELECT refs.rid, refs.type, CASE refs.type
-      WHEN 'Condition' THEN true
-      WHEN 'Encounter' THEN {_has("idx_token t", _CLASS_IN + "($6)")}
-        OR ({_has("idx_token t", _CLASS_IN + "($7)")}
-            AND {_dated("date", "$9", "s.start + $12")})
-      WHEN 'Observation' THEN
-        {_has("idx_token t", "t.rid = {rid} AND t.param = 'code' AND t.code = ANY($8)")}
-        AND (NOT {_has("idx_date d", "d.rid = {rid} AND d.param = 'date'")}
-             OR {_dated("date", "$10", "s.until + $12")})
-      WHEN 'Procedure' THEN {_dated("date", "$12", "s.until + $12")}
-      WHEN 'MedicationRequest' THEN {
-    _has(
-        "idx_date d JOIN stays s ON d.low <= s.until + $12::interval",
-        "d.rid = {rid} AND d.param = 'authoredon' AND (d.low >= s.start - $11::interval OR "
-        + _has("idx_token a", "a.rid = {rid} AND a.param = 'status' AND a.code = 'active'")
-        + ")",
-    )
-}
-      ELSE false END AS keep
-    FROM refs
+    FROM (SELECT rid FROM index_stays UNION SELECT rid FROM named) c
+    LEFT JOIN LATERAL (SELECT d.low, d.high FROM enc_date d WHERE d.rid = c.rid LIMIT 1) span
+      ON true
+), labs AS MATERIALIZED (
+    -- Written to match the partial index of the model's lab rows (idx_token_feature_lab,
+    -- migration 0007): the planner uses it only when it can prove these conditions imply it.
+    SELECT DISTINCT t.rid FROM idx_token t
+    WHERE t.rid = ANY({_IDS.format("obs")}) AND t.type = 'Observation' AND t.param = 'code'
+      AND t.code IN ({{lab_codes}})
+), lab_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY((SELECT array_agg(rid) FROM labs)::bigint[]) AND (d.param = 'date') IS TRUE
+), proc_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("proc")}) AND (d.param = 'date') IS TRUE
+), med_date AS MATERIALIZED (
+    SELECT d.rid, d.low FROM idx_date d
+    WHERE d.rid = ANY({_IDS.format("med")}) AND (d.param = 'authoredon') IS TRUE
+), med_active AS MATERIALIZED (
+    SELECT a.rid FROM idx_token a
+    WHERE a.rid = ANY({_IDS.format("med")})
+      AND (a.param = 'status') IS TRUE AND (a.code = 'active') IS TRUE
+), keep AS (
+    SELECT rid FROM index_stays
+    UNION SELECT rid FROM named
+    UNION SELECT c.rid FROM ids, unnest(ids.cond) AS c(rid)
+    UNION SELECT d.rid FROM enc_date d JOIN enc_class c
+      ON c.rid = d.rid AND c.code = ANY({{visit_classes}})
+      WHERE {_IN_A_STAY.format("{visit_lookback}", "s.start + {margin}")}
+    UNION SELECT l.rid FROM labs l
+      WHERE NOT EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid)
+         OR EXISTS (SELECT 1 FROM lab_date d WHERE d.rid = l.rid
+                    AND {_IN_A_STAY.format("{lab_lookback}", "s.until + {margin}")})
+    UNION SELECT d.rid FROM proc_date d
+      WHERE {_IN_A_STAY.format("{margin}", "s.until + {margin}")}
+    UNION SELECT d.rid FROM med_date d
+      WHERE EXISTS (
+          SELECT 1 FROM stays s
+          WHERE d.low <= s.until + {{margin}}
+            AND (d.low >= s.start - {{order_lookback}} OR d.rid IN (SELECT rid FROM med_active)))
 )
 SELECT r.type, '[' || string_agg(r.content, ',' ORDER BY r.id) || ']' AS items
-FROM picked CROSS JOIN LATERAL (
-    SELECT r.type, r.id, r.content FROM resource r
-    WHERE r.rid = picked.rid AND r.tenant = $1 AND NOT r.deleted OFFSET 0
-) r
-WHERE (picked.keep OR (picked.type = 'Encounter' AND $5::text IS NOT NULL))
-  AND (picked.keep OR r.id = $5)
+FROM resource r
+WHERE r.rid = ANY((SELECT array_agg(rid) FROM keep)::bigint[]) AND (r.tenant = $1) IS TRUE
+  AND NOT r.deleted
 GROUP BY r.type
 UNION ALL
 SELECT type, '[' || content || ']' FROM resource
 WHERE tenant = $1 AND type = 'Patient' AND id = $2 AND NOT deleted
 """
+# For these types the 'patient' parameter is "subject, where it is a Patient": its rows repeat
+# the 'subject' rows, so reading them too would only double the reference scan.
+_FEATURE_PARAMS = ["subject", "focus", "requester"]
 _FEATURE_TYPES = ["Encounter", "Condition", "Observation", "Procedure", "MedicationRequest"]
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _texts(values: Sequence[str]) -> str:
+    return f"ARRAY[{', '.join(_text(v) for v in values)}]::text[]" if values else "'{}'::text[]"
+
+
+def _interval(value: timedelta) -> str:
+    # Days as days, as the driver sends a timedelta: timestamptz arithmetic treats them apart.
+    return f"interval '{value.days} days {value.seconds}.{value.microseconds:06d} seconds'"
+
+
+@functools.cache
+def _feature_sql(scope: FeatureScope) -> str:
+    """The feature query with the scope written in as constants, leaving tenant, patient and
+    named encounter as its only parameters. A generic plan (planned once per connection) is
+    then estimated like a custom one, so PostgreSQL settles on it; with the scope as parameters
+    it re-planned the query on every call whenever statistics were young (the planning costs
+    about as much as running it)."""
+    m = scope.margin
+    constants = {
+        "params": _texts(_FEATURE_PARAMS),
+        "types": _texts(_FEATURE_TYPES),
+        "index_classes": _texts(scope.index_class_codes),
+        "visit_classes": _texts(scope.visit_class_codes),
+        "lab_codes": ", ".join(_text(c) for c in scope.observation_codes) or "NULL",
+        "visit_lookback": _interval(scope.visit_lookback + m),
+        "lab_lookback": _interval(scope.lab_lookback + m),
+        "order_lookback": _interval(scope.order_lookback + m),
+        "margin": _interval(m),
+    }
+    sql = _FEATURE_SQL
+    for name, literal in constants.items():
+        sql = sql.replace("{" + name + "}", literal)
+    return sql
 
 
 @dataclass(frozen=True)
@@ -171,9 +240,9 @@ class FeatureScope:
     would read; the model applies its exact windows itself.
     """
 
-    index_class_codes: Sequence[str]  # Encounter.class codes of a possible index stay
-    visit_class_codes: Sequence[str]  # other Encounter.class codes the visit counts read
-    observation_codes: Sequence[str]
+    index_class_codes: tuple[str, ...]  # Encounter.class codes of a possible index stay
+    visit_class_codes: tuple[str, ...]  # other Encounter.class codes the visit counts read
+    observation_codes: tuple[str, ...]
     visit_lookback: timedelta
     lab_lookback: timedelta
     order_lookback: timedelta
@@ -191,20 +260,28 @@ async def feature_record(
     """The part of a patient's record a model reading ``scope`` can need, decoded and grouped
     by type (each type in id order, as ``patient_record`` has them); ``encounter_id`` names an
     index stay to include whatever its class. No "Patient" key when the Patient is not live."""
-    m = scope.margin
-    rows = await conn.fetch(
-        _FEATURE_SQL,
-        tenant,
-        patient_id,
-        _PATIENT_PARAMS,
-        _FEATURE_TYPES,
-        encounter_id,
-        list(scope.index_class_codes),
-        list(scope.visit_class_codes),
-        list(scope.observation_codes),
-        scope.visit_lookback + m,
-        scope.lab_lookback + m,
-        scope.order_lookback + m,
-        m,
+    return decode_feature_json(
+        await feature_record_json(conn, tenant, patient_id, scope, encounter_id=encounter_id)
     )
-    return {r["type"]: orjson.loads(r["items"]) for r in rows}
+
+
+async def feature_record_json(
+    conn: asyncpg.Connection,
+    tenant: str,
+    patient_id: str,
+    scope: FeatureScope,
+    *,
+    encounter_id: str | None = None,
+) -> dict[str, str]:
+    """``feature_record`` before decoding: one JSON array per type.
+
+    For a caller that decodes only once it has let go of its connection and will not wait for
+    anything until done with the resources: decoded records kept alive across an await are what
+    the garbage collector walks again and again when many requests are in flight.
+    """
+    rows = await conn.fetch(_feature_sql(scope), tenant, patient_id, encounter_id)
+    return {r["type"]: r["items"] for r in rows}
+
+
+def decode_feature_json(record: Mapping[str, str]) -> dict[str, list[Mapping[str, Any]]]:
+    return {rtype: orjson.loads(items) for rtype, items in record.items()}

@@ -110,3 +110,35 @@ def test_window_record_scores_like_the_whole_record(live_fhir_server: LiveServer
     cases, scored, whole_size, window_size = asyncio.run(_compare(live_fhir_server, files))
     assert scored >= 100 and cases > scored  # both scores and refusals were compared
     assert window_size * 2 < whole_size  # and the window really is a fraction of the history
+
+
+async def _lab_index(database_url: str) -> tuple[str, list[str]]:
+    import asyncpg
+
+    from fhir_gateway.scoring.service import _scope
+    from fhir_gateway.store.records import FeatureScope, _feature_sql
+    from fhir_gateway.store.urls import asyncpg_dsn
+
+    scope: FeatureScope = _scope()
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        definition = await conn.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_token_feature_lab'"
+        )
+        plan = await conn.fetch("EXPLAIN " + _feature_sql(scope), "dkfz", "nobody", None)
+    finally:
+        await conn.close()
+    return definition or "", [r[0] for r in plan]
+
+
+def test_the_lab_index_holds_exactly_the_codes_the_model_reads(
+    live_fhir_server: LiveServer,
+) -> None:
+    """Migration 0007 indexes the model's lab codes; if the model's list changes, the index (and
+    with it the cheap lab look-up) silently stops applying, so this must fail first."""
+    import re
+
+    definition, plan = asyncio.run(_lab_index(live_fhir_server.database_url))
+    indexed = set(re.findall(r"'([^']+)'::text", definition.split("code =", 1)[-1]))
+    assert indexed == set(FEATURE_OBSERVATION_CODES)
+    assert any("idx_token_feature_lab" in line for line in plan), "\n".join(plan)
