@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     search_default_count: int = 50
     search_max_count: int = 1000
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     model_path: Path | None = Field(
         default=None, description="Model artifact; default is the one shipped in the package."
     )

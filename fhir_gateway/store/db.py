@@ -18,12 +18,16 @@ from fhir_gateway.store.urls import sqlalchemy_url
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url),
+            # Connections beyond pool_size are closed when handed back, and a new PostgreSQL
+            # backend starts with cold catalog and plan caches: under a burst above the pool
+            # size that churn cost more database CPU than the queries. The pool is therefore
+            # sized for the expected concurrency per worker, with a small overflow for spikes.
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=max(2, pool_size // 2),
             pool_pre_ping=False,
             # Every caller runs its statements in its own asyncpg transaction block (or in
             # autocommit), so a returned connection is never mid-transaction: skip the extra
