@@ -13,7 +13,7 @@ CPU per request is the server's processes and PostgreSQL's, autovacuum workers l
 tidy up after the load, whenever they wake).
 
     PYTHONPATH=. python bench/operation.py [--bundles 60] [--requests 1000] [--seconds 10]
-        [--clients 32] [--workers 1]
+        [--clients 32] [--workers 2]
 """
 
 from __future__ import annotations
@@ -275,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="sequential requests")
     parser.add_argument("--seconds", type=float, default=10.0, help="each concurrent phase")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of our server")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn workers of our server (one per core)"
+    )
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="shared data folder")
     args = parser.parse_args(argv)
     paths = synthea_paths(args.data)[: args.bundles]
