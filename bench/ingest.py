@@ -65,6 +65,7 @@ class Result:
     rss_profile: list[int]
     cpu_python: float = 0.0
     cpu_postgres: float = 0.0
+    cpu_client: float = 0.0
     load: str = ""
 
     @property
@@ -78,7 +79,8 @@ class Result:
             f"{self.seconds:.1f} s = {self.rate:,.0f} resources/s; failures: {self.failures}\n"
             f"  server RSS peak {mib(self.peak_rss)}; over the run: {profile}\n"
             f"  CPU per resource: server processes {self.cpu_us(self.cpu_python):.0f} µs, "
-            f"PostgreSQL {self.cpu_us(self.cpu_postgres):.0f} µs, total {self.cpu_total:.0f} µs; "
+            f"PostgreSQL {self.cpu_us(self.cpu_postgres):.0f} µs, total {self.cpu_total:.0f} µs "
+            f"(this script's own clients: {self.cpu_us(self.cpu_client):.0f} µs); "
             f"load average at the end: {self.load}"
         )
 
@@ -155,10 +157,12 @@ def measure(
         CpuMeter(server.proc.pid, server.pg_marker) as cpu,
     ):
         started = time.perf_counter()
+        client_cpu = time.process_time()
         done, bundles, failures = asyncio.run(
             post_all(server.base, headers, templates, timed, clients, deadline, name)
         )
         seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
     if time.monotonic() >= deadline and done < resources:
         print(f"  {name}: time limit reached after {done:,} resources")
     return Result(
@@ -171,6 +175,7 @@ def measure(
         sampler.profile(6),
         cpu.python,
         cpu.postgres,
+        client_cpu,
         load_average(),
     )
 

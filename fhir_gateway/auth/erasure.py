@@ -23,6 +23,7 @@ async def compartment_members(
 ) -> list[tuple[str, str, int]]:
     """(type, id, rid) of the Patient and every resource referring to it (any version now)."""
     from fhir_gateway.search.definitions import patient_compartment, searchable_types
+    from fhir_gateway.search.derived import patient_reference_params
 
     rows = await conn.fetch(
         "SELECT r.type, r.id, r.rid FROM resource r WHERE r.tenant = $1 AND "
@@ -31,7 +32,7 @@ async def compartment_members(
         "AND x.target_id = $2 AND x.param = ANY($3::text[])))",
         tenant,
         patient_id,
-        sorted({p for t in searchable_types() for p in patient_compartment(t)}),
+        patient_reference_params({p for t in searchable_types() for p in patient_compartment(t)}),
     )
     return [(r["type"], r["id"], r["rid"]) for r in rows]
 

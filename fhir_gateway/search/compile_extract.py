@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fhir_gateway.search import compile_rows, compile_steps
 from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters, searchable_types
+from fhir_gateway.search.derived import derived_parameters
 from fhir_gateway.search.fhirpath import (
     CHOICE_TYPES,
     Extension,
@@ -136,12 +137,15 @@ def _values(em: _Emitter, steps: tuple[Step, ...]) -> str:
     return var
 
 
-def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
+def _generate(resource_type: str, *, stored: bool = False) -> tuple[str, dict[str, Any]]:
+    """The extractor's source; ``stored`` leaves out the parameters answered from others' rows
+    (``fhir_gateway.search.derived``), which the store does not write."""
     em = _Emitter()
     body_start = len(em.lines)
     em.line("ci = None")  # replaced below once the choice elements are known
+    skip = derived_parameters(resource_type) if stored else {}
     for code, definition in search_parameters(resource_type).items():
-        if code in COLUMN_PARAMS or definition.type not in _BUILDERS:
+        if code in COLUMN_PARAMS or code in skip or definition.type not in _BUILDERS:
             continue
         paths = paths_for_type(definition.expression, resource_type)
         if not paths:
@@ -181,31 +185,33 @@ def _generate(resource_type: str) -> tuple[str, dict[str, Any]]:
     return "\n".join(em.lines) + "\n", namespace
 
 
-def extractor_source(resource_type: str) -> str:
+def extractor_source(resource_type: str, *, stored: bool = False) -> str:
     """The generated Python source of ``resource_type``'s extractor (for reading, not running)."""
-    return _generate(resource_type)[0]
+    return _generate(resource_type, stored=stored)[0]
 
 
 def _extract_nothing(resource: Mapping[str, Any], rows: IndexRows) -> None:
     """The extractor of a type without search parameters."""
 
 
-_EXTRACTORS: dict[str, Extractor] = {}
+_EXTRACTORS: dict[tuple[str, bool], Extractor] = {}
 
 
-def extractor(resource_type: str) -> Extractor:
-    """The compiled extractor of ``resource_type``: appends its index rows to ``rows``.
+def extractor(resource_type: str, *, stored: bool = False) -> Extractor:
+    """The compiled extractor of ``resource_type``: appends its index rows to ``rows``; with
+    ``stored``, only the rows the store writes.
 
     Compiled on first use and kept; unknown type names (which callers may pass straight from a
     request) share one empty extractor, so they cannot grow the cache.
     """
-    found = _EXTRACTORS.get(resource_type)
+    found = _EXTRACTORS.get((resource_type, stored))
     if found is not None:
         return found
     if resource_type not in searchable_types():
         return _extract_nothing
-    source, namespace = _generate(resource_type)
-    code = compile(source, f"<search extractor {resource_type}>", "exec")
+    source, namespace = _generate(resource_type, stored=stored)
+    name = f"<search extractor {resource_type}{' (stored)' if stored else ''}>"
+    code = compile(source, name, "exec")
     # The source is generated from the committed parameter definitions, never from request data.
     exec(code, namespace)  # noqa: S102
-    return _EXTRACTORS.setdefault(resource_type, namespace["extract"])
+    return _EXTRACTORS.setdefault((resource_type, stored), namespace["extract"])

@@ -175,12 +175,37 @@ def date_rows(code: str, values: list[Any]) -> list[DateRow]:
 def reference_rows(code: str, values: list[Any]) -> list[ReferenceRow]:
     rows: list[ReferenceRow] = []
     for v in values:
-        ref = v.get("reference") if type(v) is dict or isinstance(v, Mapping) else v
+        mapping = type(v) is dict or isinstance(v, Mapping)
+        ref = v.get("reference") if mapping else v
         if not isinstance(ref, str) or not ref or ref[0] == "#":
             continue
         target_type, target_id, url = split_reference(ref)
+        if target_type is None and mapping:
+            declared = v.get("type")
+            target_type = declared if isinstance(declared, str) else None
         rows.append((code, target_type, target_id, url))
     return rows if len(rows) < 2 else list(dict.fromkeys(rows))
+
+
+def reference_type(value: Any) -> str | None:
+    """The type a Reference points at, as its index row records it: from the ``reference``
+    text, else from the declared ``type``.
+
+    ``where(resolve() is Patient)`` filters with this, so a parameter defined that way matches
+    exactly the rows of its unfiltered parameter whose target type is Patient
+    (``fhir_gateway.search.derived`` relies on it).
+    """
+    if type(value) is dict or isinstance(value, Mapping):
+        ref, declared = value.get("reference"), value.get("type")
+    elif isinstance(value, str):  # a bare reference string, as reference_rows reads one
+        ref, declared = value, None
+    else:
+        return None
+    if isinstance(ref, str) and ref and ref[0] != "#":
+        target_type = split_reference(ref)[0]
+        if target_type is not None:
+            return target_type
+    return declared if isinstance(declared, str) else None
 
 
 _NUMBER = int | float | Decimal

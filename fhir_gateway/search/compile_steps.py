@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_gateway.search.compile_rows import reference_type
 from fhir_gateway.search.fhirpath import CHOICE_TYPES
 
 MISSING: Any = object()
@@ -95,20 +96,6 @@ def where_equals(values: list[Any], key: str, literal: str) -> list[Any]:
     return [
         v for v in values if (type(v) is dict or isinstance(v, Mapping)) and v.get(key) == literal
     ]
-
-
-def reference_type(value: Any) -> str | None:
-    """The type a Reference points at: from its ``reference`` text, else its ``type``."""
-    if type(value) is not dict and not isinstance(value, Mapping):
-        return None
-    ref = value.get("reference")
-    if isinstance(ref, str) and "/" in ref:
-        parts = ref.split("/")
-        if len(parts) >= 4 and parts[-2] == "_history":
-            return parts[-4]
-        return parts[-2]
-    declared = value.get("type")
-    return declared if isinstance(declared, str) else None
 
 
 def where_resolve_is(values: list[Any], resource_type: str) -> list[Any]:

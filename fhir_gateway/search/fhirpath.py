@@ -236,19 +236,6 @@ def _field(node: Node, step: Field) -> Iterator[Node]:
                 yield Node(v, key[len(step.name) :])
 
 
-def _reference_type(value: Any) -> str | None:
-    if not isinstance(value, Mapping):
-        return None
-    ref = value.get("reference")
-    if isinstance(ref, str) and "/" in ref:
-        parts = ref.split("/")
-        if len(parts) >= 4 and parts[-2] == "_history":
-            return parts[-4]
-        return parts[-2]
-    declared = value.get("type")
-    return declared if isinstance(declared, str) else None
-
-
 def _apply(node: Node, step: Step) -> Iterator[Node]:
     if isinstance(step, Field):
         yield from _field(node, step)
@@ -256,7 +243,9 @@ def _apply(node: Node, step: Step) -> Iterator[Node]:
         if isinstance(node.value, Mapping) and node.value.get(step.key) == step.literal:
             yield node
     elif isinstance(step, WhereResolveIs):
-        if _reference_type(node.value) == step.resource_type:
+        from fhir_gateway.search.compile_rows import reference_type
+
+        if reference_type(node.value) == step.resource_type:
             yield node
     else:
         obj = node.value

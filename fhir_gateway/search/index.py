@@ -26,7 +26,7 @@ from fhir_gateway.search.definitions import COLUMN_PARAMS, search_parameters
 from fhir_gateway.search.fhirpath import Node, Path, evaluate, paths_for_type
 from fhir_gateway.search.values import HIGH_OPEN, LOW_OPEN, date_range, normalise
 
-__all__ = ["IndexRows", "extract", "extract_reference", "split_reference"]
+__all__ = ["IndexRows", "extract", "extract_reference", "extract_stored", "split_reference"]
 
 
 @dataclass
@@ -61,6 +61,13 @@ def extract(resource_type: str, resource: Mapping[str, Any]) -> IndexRows:
     """Index rows for every search parameter of ``resource_type`` that has a value."""
     rows = IndexRows()
     extractor(resource_type)(resource, rows)
+    return rows
+
+
+def extract_stored(resource_type: str, resource: Mapping[str, Any]) -> IndexRows:
+    """The index rows the store writes: ``extract`` without the derived parameters' rows."""
+    rows = IndexRows()
+    extractor(resource_type, stored=True)(resource, rows)
     return rows
 
 
@@ -194,7 +201,10 @@ def _references(node: Node) -> Iterator[tuple[str | None, str | None, str | None
     ref = v.get("reference") if isinstance(v, Mapping) else v
     if not isinstance(ref, str) or not ref or ref.startswith("#"):
         return
-    yield split_reference(ref)
+    target_type, target_id, url = split_reference(ref)
+    if target_type is None and isinstance(v, Mapping) and isinstance(v.get("type"), str):
+        target_type = v["type"]
+    yield target_type, target_id, url
 
 
 def _quantities(node: Node) -> Iterator[tuple[Decimal, str | None, str | None]]:

@@ -28,6 +28,7 @@ from fhir_gateway.search.sql import (
     Sql,
     compartment_condition,
     condition,
+    param_match,
     sort_expression,
 )
 
@@ -200,7 +201,7 @@ async def _include_round(
             sql = Sql(tenant, "")
             cond = ["x.tenant = $1", f"x.type = {sql.arg(spec.source_type)}"]
             if spec.param is not None:
-                cond.append(f"x.param = {sql.arg(spec.param.code)}")
+                cond.append(param_match(sql, "x", spec.source_type, spec.param.code))
             types, ids = sql.arg([t for t, _ in targets]), sql.arg([i for _, i in targets])
             stmt = (
                 "SELECT DISTINCT t.rid, t.type, t.id, t.content FROM idx_reference x "
@@ -217,7 +218,7 @@ async def _include_round(
             cond = ["x.tenant = $1", f"x.rid = ANY({sql.arg(rids)}::bigint[])"]
             cond.append(f"x.type = {sql.arg(spec.source_type)}")
             if spec.param is not None:
-                cond.append(f"x.param = {sql.arg(spec.param.code)}")
+                cond.append(param_match(sql, "x", spec.source_type, spec.param.code))
             if spec.target_type is not None:
                 cond.append(f"x.target_type = {sql.arg(spec.target_type)}")
             stmt = (
@@ -261,7 +262,7 @@ def _page_statement(
 ) -> tuple[str, list[SortExpr], bool]:
     """The SELECT for one page: sort keys as text columns for the cursor, one row extra to
     learn whether another page follows."""
-    exprs = [sort_expression(sql, key, "r") for key in query.sort]
+    exprs = [sort_expression(sql, key, "r", query.resource_type) for key in query.sort]
     backwards = False
     page_where = where
     if query.page is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fhir_gateway.fhir.errors import invalid
 from fhir_gateway.search.definitions import SearchParamDef
+from fhir_gateway.search.derived import patient_reference_params, source_of
 from fhir_gateway.search.query import (
     ChainFilter,
     Filter,
@@ -64,6 +65,19 @@ def _split_prefix(value: str) -> tuple[str, str]:
     if len(value) > 2 and value[:2] in PREFIXES and not value[2].isalpha():
         return value[:2], value[2:]
     return "eq", value
+
+
+def param_match(sql: Sql, x: str, resource_type: str | None, code: str) -> str:
+    """The predicate picking index rows (alias ``x``) of parameter ``code``: its own rows, or,
+    for a parameter derived from others (``fhir_gateway.search.derived``), theirs."""
+    source = source_of(resource_type, code)
+    if len(source.params) == 1:
+        pred = f"{x}.param = {sql.arg(source.params[0])}"
+    else:
+        pred = f"{x}.param = ANY({sql.arg(list(source.params))}::text[])"
+    if source.target_type is not None:
+        pred += f" AND {x}.target_type = {sql.arg(source.target_type)}"
+    return pred
 
 
 def condition(sql: Sql, flt: Filter, alias: str, resource_type: str | None) -> str:
@@ -139,7 +153,7 @@ def _indexed(sql: Sql, flt: ParamFilter, alias: str, resource_type: str | None) 
     type_sql = sql.arg(resource_type) if resource_type else f"{alias}.type"
     base = (
         f"SELECT 1 FROM {TABLES[d.type]} {x} WHERE {x}.rid = {alias}.rid AND {x}.tenant = $1 "
-        f"AND {x}.type = {type_sql} AND {x}.param = {sql.arg(d.code)}"
+        f"AND {x}.type = {type_sql} AND {param_match(sql, x, resource_type, d.code)}"
     )
     if flt.modifier == "missing":
         exists = f"EXISTS ({base})"
@@ -301,7 +315,8 @@ def _chain(sql: Sql, flt: ChainFilter, alias: str, resource_type: str | None) ->
         )
     return (
         f"EXISTS (SELECT 1 FROM idx_reference {c} WHERE {c}.rid = {alias}.rid AND "
-        f"{c}.tenant = $1 AND {c}.type = {type_sql} AND {c}.param = {sql.arg(flt.reference.code)} "
+        f"{c}.tenant = $1 AND {c}.type = {type_sql} AND "
+        f"{param_match(sql, c, resource_type, flt.reference.code)} "
         f"AND ({' OR '.join(alternatives)}))"
     )
 
@@ -312,7 +327,8 @@ def _has(sql: Sql, flt: HasFilter, alias: str, resource_type: str | None) -> str
     return (
         f"EXISTS (SELECT 1 FROM idx_reference {h} JOIN resource {s} ON {s}.rid = {h}.rid "
         f"WHERE {h}.tenant = $1 AND {h}.type = {sql.arg(flt.source_type)} "
-        f"AND {h}.param = {sql.arg(flt.reference.code)} AND {h}.target_type = {target_type} "
+        f"AND {param_match(sql, h, flt.source_type, flt.reference.code)} "
+        f"AND {h}.target_type = {target_type} "
         f"AND {h}.target_id = {alias}.id AND {s}.tenant = $1 AND NOT {s}.deleted AND "
         f"{condition(sql, flt.inner, s, flt.source_type)})"
     )
@@ -326,12 +342,13 @@ def compartment_condition(
     tests = []
     if resource_type == "Patient":
         tests.append(f"{alias}.id = {pid}")
-    if params:
+    stored = patient_reference_params(params, [resource_type])
+    if stored:
         x = sql.alias("p")
         tests.append(
             f"EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {alias}.rid AND "
             f"{x}.tenant = $1 AND {x}.type = {sql.arg(resource_type)} AND "
-            f"{x}.param = ANY({sql.arg(list(params))}::text[]) AND {x}.target_type = 'Patient' "
+            f"{x}.param = ANY({sql.arg(stored)}::text[]) AND {x}.target_type = 'Patient' "
             f"AND {x}.target_id = {pid})"
         )
     return "(" + (" OR ".join(tests) or "false") + ")"
@@ -367,7 +384,7 @@ _SORT_COLUMNS = {
 }
 
 
-def sort_expression(sql: Sql, key: SortKey, alias: str) -> SortExpr:
+def sort_expression(sql: Sql, key: SortKey, alias: str, resource_type: str | None) -> SortExpr:
     d: SearchParamDef = key.definition
     if d.code == "_id":
         return SortExpr(f'{alias}.id COLLATE "C"', "text", key.descending)
@@ -381,6 +398,6 @@ def sort_expression(sql: Sql, key: SortKey, alias: str) -> SortExpr:
     col = column if "(" in column else f"{x}.{column}"
     expr = (
         f"coalesce((SELECT {agg}({col}{collate}) FROM {table} {x} WHERE {x}.rid = {alias}.rid "
-        f"AND {x}.param = {sql.arg(d.code)}), {sentinel}{collate})"
+        f"AND {param_match(sql, x, resource_type, d.code)}), {sentinel}{collate})"
     )
     return SortExpr(expr, cast, key.descending)

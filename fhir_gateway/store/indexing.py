@@ -53,7 +53,7 @@ _cached: list[Callable[[str, Mapping[str, Any]], Any] | None] = []
 def _extractor() -> Callable[[str, Mapping[str, Any]], Any] | None:
     if not _cached:
         try:
-            from fhir_gateway.search.index import extract
+            from fhir_gateway.search.index import extract_stored as extract
         except ImportError:
             _cached.append(None)
         else:

@@ -17,7 +17,14 @@ import orjson
 
 from fhir_gateway.store.repository import Version
 
-_PATIENT_PARAMS = ["patient", "subject", "beneficiary", "individual", "focus", "requester"]
+_PATIENT_PARAMS = ("patient", "subject", "beneficiary", "individual", "focus", "requester")
+
+
+@functools.cache
+def _stored_patient_params() -> list[str]:
+    from fhir_gateway.search.derived import patient_reference_params
+
+    return patient_reference_params(_PATIENT_PARAMS)
 
 
 async def patient_record(
@@ -38,7 +45,7 @@ async def patient_record(
     # Driven from the reference index, so the cost follows the size of this patient's record,
     # never the size of the table (an OR between "the Patient" and "what points at it" would
     # make PostgreSQL scan every resource of the tenant).
-    args: list[object] = [tenant, patient_id, _PATIENT_PARAMS]
+    args: list[object] = [tenant, patient_id, _stored_patient_params()]
     type_clause = ""
     if types is not None:
         args.append(list(types))

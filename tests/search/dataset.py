@@ -83,6 +83,7 @@ def resources() -> dict[str, dict[str, Any]]:
             "length": {"value": 4, "unit": "d", "system": UCUM, "code": "d"},
             "reasonCode": [_cc(SNOMED, "44054006")],
             "serviceProvider": {"reference": "{org1}"},
+            "participant": [{"individual": {"reference": "Practitioner/dr-1"}}],
         },
         "eA2": {
             "resourceType": "Encounter",
@@ -98,6 +99,7 @@ def resources() -> dict[str, dict[str, Any]]:
             "subject": {"reference": "{pB}"},
             "period": {"start": "2019-03-03", "end": "2019-03-03"},
             "length": {"value": 1, "unit": "d", "system": UCUM, "code": "d"},
+            "participant": [{"individual": {"reference": "RelatedPerson/rp-1"}}],
         },
         "cA1": {
             "resourceType": "Condition",
@@ -162,6 +164,13 @@ def resources() -> dict[str, dict[str, Any]]:
             "status": "preliminary",
             "code": _cc(LOINC, "718-7"),
             "subject": {"reference": "{pC}"},
+        },
+        # About a group, not a patient: 'patient' (subject where it is a Patient) must miss it.
+        "oG1": {
+            "resourceType": "Observation",
+            "status": "cancelled",
+            "code": _cc(LOINC, "8867-4", "Heart rate"),
+            "subject": {"reference": "Group/grp-1"},
         },
         "mA1": {
             "resourceType": "MedicationRequest",

@@ -1,7 +1,7 @@
 """A minimal writer over the store's tables, for service tests that bypass HTTP.
 
-The writer stores resources the way the store does (resource row + index rows from ``extract``),
-so the search SQL runs against real tables before the HTTP layer exists.
+The writer stores resources the way the store does (resource row + the index rows of
+``extract_stored``), so the search SQL runs against real tables before the HTTP layer exists.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from fhir_gateway.search.index import extract
+from fhir_gateway.search.index import extract_stored
 
 T = TypeVar("T")
 
@@ -88,7 +88,7 @@ async def put(
             )
         for table in ("idx_token", "idx_string", "idx_date", "idx_reference", "idx_quantity"):
             await conn.execute(f"DELETE FROM {table} WHERE rid=$1", rid)
-        rows = extract(rtype, body)
+        rows = extract_stored(rtype, body)
         head = (rid, tenant, rtype)
         await _copy(conn, "idx_token", ["system", "code", "text"], head, rows.token)
         await _copy(conn, "idx_string", ["value", "exact"], head, rows.string)

@@ -71,6 +71,17 @@ def test_include_wildcard_follows_every_reference(app_client: httpx.Client, data
     assert data.found(b, "include") == {"pA", "org1"}
 
 
+def test_includes_through_a_derived_parameter(app_client: httpx.Client, data: Loaded) -> None:
+    # Observation's 'patient' has no rows of its own: it reads 'subject' rows that point at a
+    # Patient, so the Group's Observation (oG1) is no patient's.
+    b = get(app_client, data, "/Observation", "_include=Observation:patient")
+    assert data.found(b, "include") == {"pA", "pB", "pC"}
+    b = get(app_client, data, "/Patient", "_id={pB}&_revinclude=Observation:patient")
+    assert data.found(b, "include") == {"oB1"}
+    b = get(app_client, data, "/Patient", "_revinclude=Observation:patient")
+    assert data.found(b, "include") == {"oA1", "oA2", "oB1", "oC1"}
+
+
 def test_revinclude_and_iterate(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/Patient", "_id={pA}&_revinclude=Observation:subject")
     assert data.found(b) == {"pA"}
@@ -114,8 +125,19 @@ def test_sort_by_several_keys(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/Encounter", "_sort=status,-date")
     assert order(data, b) == ["eA1", "eB1", "eA2"]
     b = get(app_client, data, "/Observation", "_sort=-code,date")
-    # 718-7 sorts after 2947-0 (text order); missing dates (oC1) sort last.
-    assert order(data, b) == ["oA1", "oA2", "oC1", "oB1"]
+    # 8867-4, then 718-7, then 2947-0 (text order); missing dates (oC1) sort last.
+    assert order(data, b) == ["oG1", "oA1", "oA2", "oC1", "oB1"]
+
+
+def test_sort_by_a_derived_parameter(app_client: httpx.Client, data: Loaded) -> None:
+    # combo-code reads the 'code' and 'component-code' rows: oB1's component code 8480-6 is its
+    # highest, 2947-0 its lowest.
+    assert order(data, get(app_client, data, "/Observation", "_sort=-combo-code"))[:2] == [
+        "oG1",
+        "oB1",
+    ]
+    assert order(data, get(app_client, data, "/Observation", "_sort=combo-code"))[0] == "oB1"
+    assert order(data, get(app_client, data, "/Observation", "_sort=-code"))[-1] == "oB1"
 
 
 def test_sort_missing_values_last_in_both_directions(
@@ -138,7 +160,7 @@ def test_sort_by_string_and_number(app_client: httpx.Client, data: Loaded) -> No
 
 def test_total_modes(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/Observation", "_count=1&_total=accurate")
-    assert b["total"] == 4 and len(b["entry"]) == 1
+    assert b["total"] == 5 and len(b["entry"]) == 1
     b = get(app_client, data, "/Observation", "_count=1&_total=none")
     assert "total" not in b
     b = get(app_client, data, "/Observation", "_count=1&_total=estimate")
@@ -273,9 +295,9 @@ def test_previous_link_returns_the_earlier_page(app_client: httpx.Client) -> Non
 
 def test_count_is_capped_and_zero_gives_total_only(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/Observation", "_count=0")
-    assert b["total"] == 4 and "entry" not in b
+    assert b["total"] == 5 and "entry" not in b
     b = get(app_client, data, "/Observation", "_count=100000")
-    assert len(b["entry"]) == 4
+    assert len(b["entry"]) == 5
 
 
 # --- strict handling and links ----------------------------------------------------------------
@@ -338,7 +360,7 @@ def test_patient_compartment(app_client: httpx.Client, data: Loaded) -> None:
 
 def test_system_search(app_client: httpx.Client, data: Loaded) -> None:
     b = get(app_client, data, "/", "_type=Patient,Observation&_count=100")
-    assert data.found(b) == {"pA", "pB", "pC", "oA1", "oA2", "oB1", "oC1"}
+    assert data.found(b) == {"pA", "pB", "pC", "oA1", "oA2", "oB1", "oC1", "oG1"}
     b = get(app_client, data, "/", "_id={pA}")
     assert data.found(b) == {"pA"}
     b = get(app_client, data, "/", "_lastUpdated=gt2000-01-01&_count=100")
