@@ -339,6 +339,9 @@ class BundleGuard:
 
     def __init__(self, principal: Principal) -> None:
         self.principal = principal
+        # (letter, type) pairs a grant allows whatever the resource: a Bundle of a thousand
+        # Observations is then decided once, not once per entry.
+        self._allowed: set[tuple[str, str]] = set()
 
     async def check(self, repo: Any, entry: Any) -> None:
         letter = entry_letter(entry.method, entry.rid is not None)
@@ -347,7 +350,13 @@ class BundleGuard:
         if letter in "ud" and target is not None:
             await require_current(self.principal, letter, repo, rtype, target)
         if letter in "cu" and entry.resource is not None:
-            require(self.principal, letter, rtype, entry.resource)
+            if (letter, rtype) in self._allowed:
+                return
+            if needs_resource(self.principal, letter, rtype):
+                require(self.principal, letter, rtype, entry.resource)
+            else:
+                require(self.principal, letter, rtype)
+                self._allowed.add((letter, rtype))
         elif letter == "r":
             require(self.principal, "r", rtype)
             if target is not None and needs_resource(self.principal, "r", rtype):

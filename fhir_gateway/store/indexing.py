@@ -44,7 +44,7 @@ class IndexBatch:
         prefix = (rid, tenant, rtype)
         for attr, _table, _cols in self.TABLES:
             target: list[Row] = getattr(self, attr)
-            target.extend(prefix + tuple(r) for r in getattr(rows, attr))
+            target.extend(prefix + r for r in getattr(rows, attr))
 
 
 _cached: list[Callable[[str, Mapping[str, Any]], Any] | None] = []
