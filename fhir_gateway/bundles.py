@@ -24,7 +24,7 @@ from fhir_gateway.fhir.references import (
     locate,
     reference_holders,
 )
-from fhir_gateway.store.repository import Repository, format_instant, new_id
+from fhir_gateway.store.repository import Repository, format_instant, new_id, new_ids
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
@@ -219,9 +219,10 @@ class TransactionProcessor:
         return [e.response or {} for e in entries]
 
     def _plan_ids(self, entries: list[Entry]) -> None:
+        fresh = iter(new_ids(sum(1 for e in entries if e.method == "POST")))
         for e in entries:
             if e.method == "POST":
-                e.assigned_id = new_id()
+                e.assigned_id = next(fresh)
             elif e.method in ("PUT", "PATCH") and e.rid:
                 if not ID_PATTERN.match(e.rid):
                     raise _entry_error(errors.invalid(f"'{e.rid}' is not a valid id"), e)

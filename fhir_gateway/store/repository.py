@@ -9,6 +9,7 @@ resource would cap ingest far below what PostgreSQL can take.
 from __future__ import annotations
 
 import functools
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ def format_instant(ts: datetime) -> str:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, for a Bundle's creates.
+
+    Formatted from one read of the system's random source: ``uuid.uuid4()`` per id cost about
+    2.5 us each (a system call and an object), a quarter of that this way.
+    """
+    digits = os.urandom(16 * count).hex()
+    out = []
+    for i in range(0, 32 * count, 32):
+        d = digits[i : i + 32]
+        # Version 4 in the 13th digit; the variant's two high bits (10) in the 17th.
+        variant = "89ab"[int(d[16], 16) & 3]
+        out.append(f"{d[:8]}-{d[8:12]}-4{d[13:16]}-{variant}{d[17:20]}-{d[20:]}")
+    return out
 
 
 def stamp(resource: dict[str, Any], rid: str, version: int, ts: datetime) -> dict[str, Any]:
