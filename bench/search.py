@@ -6,11 +6,11 @@ the issue's query set over HTTP and show the plans.
 
 Loading bypasses the REST layer on purpose (the write path has its own benchmark): each replica
 gets fresh ids (uuid5 of replica and fullUrl), rewritten references and suffixed identifiers, its
-index rows come from the same ``extract`` the server uses, and two worker processes COPY the rows
-while the index-table indexes are dropped, then rebuilt. The server then runs as its own process
-(uvicorn, one worker) and is queried over keep-alive HTTP. The baseline in the same run is the
-identifier lookup answered by a JSON containment scan of the resource table, i.e. what the index
-tables save.
+index rows come from the same ``extract_stored`` the store uses, and two worker processes COPY the
+rows while the index-table indexes are dropped, then rebuilt. The server then runs as its own
+process (uvicorn, one worker) and is queried over keep-alive HTTP. The baseline in the same run is
+the identifier lookup answered by a JSON containment scan of the resource table, i.e. what the
+index tables save.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fhir_gateway.search.index import extract  # noqa: E402
+from fhir_gateway.search.index import extract_stored  # noqa: E402
 from fhir_gateway.search.service import explain  # noqa: E402
 from fhir_gateway.store.urls import asyncpg_dsn  # noqa: E402
 
@@ -121,7 +121,7 @@ async def _load_async(url: str, tasks: list[tuple[int, str, int]]) -> dict[str, 
                 rows.append(
                     (TENANT, rtype, res["id"], rid, 1, now, False, orjson.dumps(res).decode())
                 )
-                ex = extract(rtype, res)
+                ex = extract_stored(rtype, res)
                 head = (rid, TENANT, rtype)
                 idx["idx_token"].extend(head + r for r in ex.token)
                 idx["idx_string"].extend(head + r for r in ex.string)
