@@ -207,7 +207,9 @@ class TransactionProcessor:
                     await self._rewrite(e)
                 except errors.OperationOutcomeError as exc:
                     raise _entry_error(exc, e) from None
-        await self.repo.reserve_rids(sum(1 for e in entries if e.method == "POST"))
+        creates = sum(1 for e in entries if e.method == "POST")
+        if creates > 1:  # a single create draws its rid in the statement that writes it
+            await self.repo.reserve_rids(creates)
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             try:
                 if self.guard is not None:

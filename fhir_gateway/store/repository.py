@@ -21,7 +21,7 @@ import orjson
 
 from fhir_gateway.fhir import errors
 from fhir_gateway.scoring.triggers import discharge_of
-from fhir_gateway.store.indexing import IndexBatch
+from fhir_gateway.store.indexing import IndexBatch, index_columns
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def stamp(resource: dict[str, Any], rid: str, version: int, ts: datetime) -> dic
 
 @dataclass
 class _PendingCreate:
-    rid: int
+    rid: int | None  # None: drawn from the sequence when written
     version: Version
     resource: dict[str, Any]
 
@@ -235,11 +235,6 @@ class Repository:
         return {(r["type"], r["id"]) for r in rows}
 
     # ----------------------------------------------------------------- writes
-    async def _next_rid(self) -> int:
-        if not self._rids:
-            await self.reserve_rids(max(64, len(self._pending) + 1))
-        return self._rids.pop()
-
     async def reserve_rids(self, n: int) -> None:
         if n > len(self._rids):
             rows = await self.conn.fetch(
@@ -255,15 +250,32 @@ class Repository:
         stamped = stamp(resource, new, 1, self.now)
         content = orjson.dumps(stamped).decode()
         version = Version(rtype, new, 1, self.now, False, content, "POST")
-        self._pending.append(_PendingCreate(await self._next_rid(), version, stamped))
+        self._pending.append(
+            _PendingCreate(self._rids.pop() if self._rids else None, version, stamped)
+        )
         return version
 
     async def flush(self) -> None:
+        """Write the buffered creates: one statement for a single resource, COPY for more."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        if len(pending) == 1:
+            p = pending[0]
+            await self.conn.execute(
+                _insert_one_sql(),
+                *self._one_args(p.version, p.rid, p.resource),
+            )
+            await self._enqueue_discharges([p.resource])
+            return
+        unnumbered = [p for p in pending if p.rid is None]
+        if unnumbered:
+            await self.reserve_rids(len(unnumbered))
+            for p in unnumbered:
+                p.rid = self._rids.pop()
         index = IndexBatch()
         for p in pending:
+            assert p.rid is not None
             index.add(p.rid, self.tenant, p.version.type, p.resource)
         await self.conn.copy_records_to_table(
             "resource",
@@ -293,6 +305,21 @@ class Repository:
         )
         await self._write_index(index)
         await self._enqueue_discharges(p.resource for p in pending)
+
+    def _one_args(self, version: Version, srid: int | None, resource: dict[str, Any]) -> list[Any]:
+        """Arguments of ``_insert_one_sql`` and ``_replace_one_sql``: the resource row, then its
+        index rows as one array per column."""
+        return [
+            self.tenant,
+            version.type,
+            version.id,
+            srid,
+            version.version,
+            version.last_updated,
+            version.content,
+            version.method,
+            *index_columns(version.type, resource),
+        ]
 
     async def _enqueue_discharges(self, resources: Any) -> None:
         """Queue finished inpatient stays for scoring, inside the writing transaction."""
@@ -357,40 +384,17 @@ class Repository:
         version_no = 1 if row is None else row["version"] + 1
         stamped = stamp(resource, rid, version_no, self.now)
         content = orjson.dumps(stamped).decode()
-        index = IndexBatch()
+        version = Version(rtype, rid, version_no, self.now, False, content, method)
         if row is None:
-            srid = await self._next_rid()
-            await self.conn.execute(
-                "INSERT INTO resource (tenant, type, id, rid, version, last_updated, deleted,"
-                " content, method) VALUES ($1, $2, $3, $4, 1, $5, false, $6, $7)",
-                self.tenant,
-                rtype,
-                rid,
-                srid,
-                self.now,
-                content,
-                method,
-            )
+            srid = self._rids.pop() if self._rids else None
+            await self.conn.execute(_insert_one_sql(), *self._one_args(version, srid, stamped))
         else:
-            srid = row["rid"]
+            # The version replaced moves to history, its index rows are replaced: one statement.
             await self.conn.execute(
-                _SUPERSEDE_SQL + "UPDATE resource SET version = $4, last_updated = $5,"
-                " deleted = false, content = $6, method = $7"
-                " WHERE tenant = $1 AND type = $2 AND id = $3",
-                self.tenant,
-                rtype,
-                rid,
-                version_no,
-                self.now,
-                content,
-                method,
+                _replace_one_sql(), *self._one_args(version, row["rid"], stamped)
             )
-            await self._delete_index(srid)
-        index.add(srid, self.tenant, rtype, stamped)
-        await self._write_index(index)
         await self._enqueue_discharges([stamped])
-        created = row is None
-        return Version(rtype, rid, version_no, self.now, False, content, method), created
+        return version, row is None
 
     async def delete(self, rtype: str, rid: str, *, if_match: int | None = None) -> Version | None:
         """Record a deletion version; None when there was nothing live to delete."""
@@ -419,15 +423,66 @@ class Repository:
 
 _SMALL_WRITE = 64
 
-# Prefix of the statement that replaces the current version ($1 tenant, $2 type, $3 id): the
-# version being replaced moves into history in the same statement. Every part of a statement
-# sees the same snapshot, so the copy reads the row as it was before the UPDATE.
-_SUPERSEDE_SQL = (
-    "WITH superseded AS (INSERT INTO resource_history"
+# The statement part that moves the current version ($1 tenant, $2 type, $3 id) into history
+# when a new one replaces it. Every part of a statement sees the same snapshot, so the copy reads
+# the row as it was before the UPDATE of the same statement.
+_SUPERSEDED_CTE = (
+    "superseded AS (INSERT INTO resource_history"
     " (tenant, type, id, version, last_updated, deleted, method, content)"
     " SELECT tenant, type, id, version, last_updated, deleted, method, content FROM resource"
-    " WHERE tenant = $1 AND type = $2 AND id = $3) "
+    " WHERE tenant = $1 AND type = $2 AND id = $3)"
 )
+_SUPERSEDE_SQL = f"WITH {_SUPERSEDED_CTE} "
+
+
+def _index_inserts(rid: str, source: str) -> str:
+    """CTEs inserting one resource's index rows from the arrays $9... (see ``_one_args``)."""
+    ctes = []
+    n = 9
+    for i, (attr, table, cols) in enumerate(IndexBatch.TABLES):
+        types = IndexBatch.VALUE_TYPES[attr]
+        arrays = ", ".join(f"${n + k}::{t}[]" for k, t in enumerate(types))
+        n += len(types)
+        ctes.append(
+            f"i{i} AS (INSERT INTO {table} ({', '.join(cols)})"
+            f" SELECT {rid}, $1::text, $2::text, u.* FROM {source}unnest({arrays}) AS u)"
+        )
+    return ", ".join(ctes)
+
+
+@functools.cache
+def _insert_one_sql() -> str:
+    """A new resource and its index rows in one round trip ($1 tenant, $2 type, $3 id, $4 rid
+    or NULL to draw one from the sequence, $5 version, $6 last_updated, $7 content, $8 method).
+    Creates of a Bundle go through COPY instead; a single create would pay a round trip per
+    index table that way."""
+    return (
+        "WITH w AS (INSERT INTO resource"
+        " (tenant, type, id, rid, version, last_updated, deleted, content, method)"
+        " VALUES ($1, $2, $3, coalesce($4::bigint, nextval('resource_rid_seq')), $5, $6, false,"
+        " $7, $8) RETURNING rid), " + _index_inserts("w.rid", "w, ") + " SELECT 1"
+    )
+
+
+@functools.cache
+def _replace_one_sql() -> str:
+    """A new version over the current one ($4 its rid): the old version into history, the row
+    updated, the old index rows deleted and the new ones inserted, in one round trip. The
+    DELETEs cannot see the rows the INSERTs add: every part reads the statement's snapshot."""
+    deletes = ", ".join(
+        f"d{i} AS (DELETE FROM {table} WHERE rid = $4)"
+        for i, (_attr, table, _cols) in enumerate(IndexBatch.TABLES)
+    )
+    return (
+        f"WITH {_SUPERSEDED_CTE}, w AS (UPDATE resource SET version = $5, last_updated = $6,"
+        " deleted = false, content = $7, method = $8"
+        " WHERE tenant = $1 AND type = $2 AND id = $3), "
+        + deletes
+        + ", "
+        + _index_inserts("$4::bigint", "")
+        + " SELECT 1"
+    )
+
 
 # One statement (one round trip) removes a resource's rows from every index table.
 _DELETE_INDEX_SQL = (
