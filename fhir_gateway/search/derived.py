@@ -14,8 +14,11 @@ Which parameters are derived, and from what, is worked out from the R4 expressio
 * a union ``A | B | ...`` whose parts are exactly covered by other parameters of the same type
   and kind: their rows together.
 
-Every stored parameter keeps its rows, so a definitions update can only make a parameter stop
-being derived (and be stored again), never leave a search reading rows that are not written.
+The store's extractor is generated from the same decision, so what is written and what is read
+cannot disagree for new writes. Resources already stored are another matter: if a definitions
+update made a derived parameter a stored one again, they would have no rows for it until
+rewritten. A test pins migration 0009's list to the computed one, so such an update fails the
+suite until a migration writes those rows.
 """
 
 from __future__ import annotations

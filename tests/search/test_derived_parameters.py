@@ -8,18 +8,24 @@ HTTP on these parameters are in ``test_parameters_http`` and ``test_results_http
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from fhir_gateway.search.definitions import search_parameters, searchable_types
 from fhir_gateway.search.derived import Source, derived_parameters, patient_reference_params
 from fhir_gateway.search.index import IndexRows, extract, extract_stored
+from fhir_gateway.search.service import find_ids
+from fhir_gateway.store import migrate as migrations
+from fhir_gateway.store.urls import asyncpg_dsn
 from tests.conftest import SHARED_DATA
 from tests.search.dataset import resources as dataset_resources
 
@@ -86,9 +92,89 @@ def test_the_derived_parameters_are_the_repeating_ones() -> None:
         assert all(p in defs and p not in derived_parameters(t) for p in source.params), (t, code)
 
 
-def test_the_migration_deletes_exactly_the_derived_rows() -> None:
-    pairs = set(re.findall(r"\('([A-Za-z]+)', '([a-z-]+)'\)", MIGRATION.read_text()))
-    assert pairs == {(t, code) for t in searchable_types() for code in derived_parameters(t)}
+def test_the_migration_lists_exactly_the_restricted_parameters() -> None:
+    found = set(
+        re.findall(
+            r"\('([A-Za-z]+)', '([a-z-]+)', '([a-z-]+)', '([A-Za-z]+)'\)", MIGRATION.read_text()
+        )
+    )
+    assert found == {
+        (t, code, source.params[0], source.target_type)
+        for t in searchable_types()
+        for code, source in derived_parameters(t).items()
+        if source.target_type is not None
+    }
+
+
+def test_migration_0009_keeps_rows_written_before_it_findable(postgres_url: str) -> None:
+    """Rows written before 0009 recorded no target type for an unresolved reference that only
+    declared one; the stored 'patient' row beside it said it was a Patient."""
+
+    async def run() -> None:
+        name = f"derived_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(asyncpg_dsn(postgres_url), database=name)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for m in migrations.available():
+                if m.version < "0009":
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES ($1, $2, $3)",
+                        m.version,
+                        m.name,
+                        m.checksum,
+                    )
+            patient_urn, group_urn = "urn:uuid:" + "1" * 32, "urn:uuid:" + "2" * 32
+            # (rid, id, the reference rows the writer of the time stored)
+            stored = [
+                (
+                    1,
+                    "o1",
+                    [("subject", None, None, patient_urn), ("patient", None, None, patient_urn)],
+                ),
+                (2, "o2", [("subject", "Patient", "p1", None), ("patient", "Patient", "p1", None)]),
+                (3, "o3", [("subject", None, None, group_urn)]),
+            ]
+            for rid, rid_text, refs in stored:
+                await conn.execute(
+                    "INSERT INTO resource (tenant, type, id, rid, version, last_updated, content)"
+                    " VALUES ('t', 'Observation', $1, $2, 1, now(), '{}')",
+                    rid_text,
+                    rid,
+                )
+                await conn.executemany(
+                    "INSERT INTO idx_reference VALUES ($1, 't', 'Observation', $2, $3, $4, $5)",
+                    [(rid, *ref) for ref in refs],
+                )
+
+            assert "0009" in await migrations.migrate(conn)
+
+            async def ids(query: str) -> set[str]:
+                return set(await find_ids(conn, "t", "Observation", query))
+
+            assert await ids(f"patient={patient_urn}") == {"o1"}
+            assert await ids("patient=p1") == {"o2"}
+            assert await ids(f"patient={group_urn}") == set()
+            assert await ids(f"subject={group_urn}") == {"o3"}
+            assert await ids("patient:missing=true") == {"o3"}
+        finally:
+            await conn.close()
+            admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
+            try:
+                await admin.execute(f'DROP DATABASE "{name}"')
+            finally:
+                await admin.close()
+
+    asyncio.run(run())
 
 
 def test_patient_reference_params_add_the_sources() -> None:

@@ -141,6 +141,9 @@ def test_dates_from_choice_types_periods_and_open_ends() -> None:
 
 
 def test_patient_parameter_only_takes_patient_references() -> None:
+    # The full extraction (scope checks, the audit's patient); the store writes no 'patient' rows
+    # for Observation, searches read the 'subject' rows that point at a Patient
+    # (test_derived_parameters).
     obs = {
         "resourceType": "Observation",
         "subject": {"reference": "Group/g1"},
