@@ -57,8 +57,9 @@ def derived_parameters(resource_type: str) -> Mapping[str, Source]:
     parts = {code: _parts(d.expression) for code, d in defs.items()}
     derived: dict[str, Source] = {}
     for code, d in defs.items():
-        (only,) = parts[code] if len(parts[code]) == 1 else (None,)
-        match = _RESTRICTED.match(only) if only is not None and d.type == "reference" else None
+        if d.type != "reference" or len(parts[code]) != 1:
+            continue
+        match = _RESTRICTED.match(next(iter(parts[code])))
         if match is None:
             continue
         base = frozenset({match["base"]})
