@@ -32,14 +32,13 @@ async def drain_once(db: Any, predictor: Any) -> int:
             MAX_ATTEMPTS,
             BATCH,
         )
+        done: list[tuple[str, str]] = []
         for row in rows:
             tenant, pid, eid = row["tenant"], row["patient_id"], row["encounter_id"]
             try:
-                async with conn.transaction():  # a savepoint: one failure spoils nothing else
-                    await store_assessment(conn, tenant, predictor, pid, eid)
-                await conn.execute(
-                    "DELETE FROM scoring_queue WHERE tenant = $1 AND encounter_id = $2", tenant, eid
-                )
+                # Its own transaction is a savepoint here: one failure spoils nothing else.
+                await store_assessment(conn, tenant, predictor, pid, eid)
+                done.append((tenant, eid))
             except Exception as exc:  # never crash the loop
                 await conn.execute(
                     # Back off: the rest of the record (e.g. the Patient of an NDJSON import)
@@ -53,6 +52,13 @@ async def drain_once(db: Any, predictor: Any) -> int:
                 )
                 log.warning("discharge scoring failed", extra={"error": type(exc).__name__})
             handled += 1
+        if done:
+            await conn.execute(
+                "DELETE FROM scoring_queue q USING unnest($1::text[], $2::text[]) AS d(tenant, eid)"
+                " WHERE q.tenant = d.tenant AND q.encounter_id = d.eid",
+                [t for t, _ in done],
+                [e for _, e in done],
+            )
     return handled
 
 
