@@ -229,6 +229,10 @@ class CpuMeter:
     pg_marker: str | None = None
     python: float = 0.0
     postgres: float = 0.0
+    # CPU seconds of each server process over the run, largest first: with several workers it
+    # shows whether the clients' connections landed on all of them.
+    per_process: list[float] = field(default_factory=list)
+    _start: dict[int, float] = field(default_factory=dict)
 
     def _read(self) -> tuple[float, float]:
         tree = [p for p in process_tree(self.pid) if "postgres" not in command_of(p)[:200]]
@@ -239,14 +243,21 @@ class CpuMeter:
                     pg.extend(p for p in process_tree(root) if p not in pg)
         return cpu_seconds(tree), cpu_seconds(pg)
 
+    def _each(self) -> dict[int, float]:
+        tree = [p for p in process_tree(self.pid) if "postgres" not in command_of(p)[:200]]
+        return {p: cpu_seconds([p]) for p in tree}
+
     def __enter__(self) -> CpuMeter:
         self.python, self.postgres = self._read()
+        self._start = self._each()
         return self
 
     def __exit__(self, *exc: object) -> None:
         python, postgres = self._read()
         self.python = python - self.python
         self.postgres = postgres - self.postgres
+        spent = [c - self._start.get(p, 0.0) for p, c in self._each().items()]
+        self.per_process = sorted((c for c in spent if c > 0), reverse=True)
 
 
 def load_average() -> str:

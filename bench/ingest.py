@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -67,6 +67,7 @@ class Result:
     cpu_postgres: float = 0.0
     cpu_client: float = 0.0
     load: str = ""
+    cpu_each: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -78,11 +79,19 @@ class Result:
             f"{self.name}: {self.resources:,} resources in {self.bundles} Bundles, "
             f"{self.seconds:.1f} s = {self.rate:,.0f} resources/s; failures: {self.failures}\n"
             f"  server RSS peak {mib(self.peak_rss)}; over the run: {profile}\n"
-            f"  CPU per resource: server processes {self.cpu_us(self.cpu_python):.0f} µs, "
+            f"  CPU per resource: server processes {self.cpu_us(self.cpu_python):.0f} µs"
+            f"{self.split()}, "
             f"PostgreSQL {self.cpu_us(self.cpu_postgres):.0f} µs, total {self.cpu_total:.0f} µs "
             f"(this script's own clients: {self.cpu_us(self.cpu_client):.0f} µs); "
             f"load average at the end: {self.load}"
         )
+
+    def split(self) -> str:
+        """The busiest server processes' shares (" = 152 + 8" for two workers)."""
+        if len(self.cpu_each) < 2:
+            return ""
+        shown = [f"{self.cpu_us(c):.0f}" for c in self.cpu_each[:4]]
+        return " = " + " + ".join(shown) + (" + ..." if len(self.cpu_each) > 4 else "")
 
     @property
     def cpu_total(self) -> float:
@@ -177,6 +186,7 @@ def measure(
         cpu.postgres,
         client_cpu,
         load_average(),
+        cpu.per_process,
     )
 
 
