@@ -70,6 +70,9 @@ async def _quiet_server_log(url: str) -> None:
         await conn.close()
 
 
+_ASGI_APP = "fhir_gateway.asgi:app"
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -77,6 +80,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fhir_gateway import serving
     from fhir_gateway.bootstrap import load_demo, prepare
     from fhir_gateway.observability.logging import uvicorn_log_config
     from fhir_gateway.observability.metrics import prepare_multiprocess_dir
@@ -101,16 +105,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["FHIR_GATEWAY_HOST"] = settings.host
         os.environ["FHIR_GATEWAY_PORT"] = str(settings.port)
         print(f"FHIR base: {settings.fhir_base_url()}", flush=True)
-        uvicorn.run(
-            "fhir_gateway.asgi:app",
-            host=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            log_level=settings.log_level.lower(),
-            log_config=uvicorn_log_config(settings.log_level),
-            timeout_graceful_shutdown=20,
-            access_log=False,  # RequestContextMiddleware writes the access line
-        )
+        options: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "workers": args.workers,
+            "log_level": settings.log_level.lower(),
+            "log_config": uvicorn_log_config(settings.log_level),
+            "timeout_graceful_shutdown": 20,
+            "access_log": False,  # RequestContextMiddleware writes the access line
+        }
+        if args.workers > 1 and serving.supported():
+            try:
+                serving.run_workers(uvicorn.Config(_ASGI_APP, **options))
+            except OSError as exc:
+                print(f"Cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+                return 1
+        else:
+            uvicorn.run(_ASGI_APP, **options)
     return 0
 
 
