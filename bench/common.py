@@ -234,8 +234,11 @@ class CpuMeter:
     per_process: list[float] = field(default_factory=list)
     _start: dict[int, float] = field(default_factory=dict)
 
+    def _server(self) -> list[int]:
+        return [p for p in process_tree(self.pid) if "postgres" not in command_of(p)[:200]]
+
     def _read(self) -> tuple[float, float]:
-        tree = [p for p in process_tree(self.pid) if "postgres" not in command_of(p)[:200]]
+        tree = self._server()
         pg: list[int] = []
         if self.pg_marker:
             for root in processes_mentioning(self.pg_marker):
@@ -244,8 +247,7 @@ class CpuMeter:
         return cpu_seconds(tree), cpu_seconds(pg)
 
     def _each(self) -> dict[int, float]:
-        tree = [p for p in process_tree(self.pid) if "postgres" not in command_of(p)[:200]]
-        return {p: cpu_seconds([p]) for p in tree}
+        return {p: cpu_seconds([p]) for p in self._server()}
 
     def __enter__(self) -> CpuMeter:
         self.python, self.postgres = self._read()

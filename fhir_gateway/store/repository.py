@@ -435,6 +435,14 @@ _SUPERSEDED_CTE = (
 _SUPERSEDE_SQL = f"WITH {_SUPERSEDED_CTE} "
 
 
+def _index_deletes(rid: str) -> str:
+    """CTEs deleting a resource's rows (``rid``, a parameter) from every index table."""
+    return ", ".join(
+        f"d{i} AS (DELETE FROM {table} WHERE rid = {rid})"
+        for i, (_attr, table, _cols) in enumerate(IndexBatch.TABLES)
+    )
+
+
 def _index_inserts(rid: str, source: str) -> str:
     """CTEs inserting one resource's index rows from the arrays $9... (see ``_one_args``)."""
     ctes = []
@@ -469,15 +477,11 @@ def _replace_one_sql() -> str:
     """A new version over the current one ($4 its rid): the old version into history, the row
     updated, the old index rows deleted and the new ones inserted, in one round trip. The
     DELETEs cannot see the rows the INSERTs add: every part reads the statement's snapshot."""
-    deletes = ", ".join(
-        f"d{i} AS (DELETE FROM {table} WHERE rid = $4)"
-        for i, (_attr, table, _cols) in enumerate(IndexBatch.TABLES)
-    )
     return (
         f"WITH {_SUPERSEDED_CTE}, w AS (UPDATE resource SET version = $5, last_updated = $6,"
         " deleted = false, content = $7, method = $8"
         " WHERE tenant = $1 AND type = $2 AND id = $3), "
-        + deletes
+        + _index_deletes("$4")
         + ", "
         + _index_inserts("$4::bigint", "")
         + " SELECT 1"
@@ -485,14 +489,7 @@ def _replace_one_sql() -> str:
 
 
 # One statement (one round trip) removes a resource's rows from every index table.
-_DELETE_INDEX_SQL = (
-    "WITH "
-    + ", ".join(
-        f"d{i} AS (DELETE FROM {table} WHERE rid = $1)"
-        for i, (_attr, table, _cols) in enumerate(IndexBatch.TABLES)
-    )
-    + " SELECT 1"
-)
+_DELETE_INDEX_SQL = f"WITH {_index_deletes('$1')} SELECT 1"
 
 
 @functools.cache

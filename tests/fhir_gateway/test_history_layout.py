@@ -12,13 +12,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 
 from fhir_gateway.store import migrate as migrations
 from fhir_gateway.store.repository import Repository
-from fhir_gateway.store.urls import asyncpg_dsn
+from tests.databases import fresh_database, migrate_before
 
 
 def _patient(family: str, marker: str) -> dict[str, Any]:
@@ -97,18 +96,9 @@ def test_type_history_merges_both_tables_newest_first(app_client: httpx.Client) 
 
 def test_migration_0006_keeps_every_version_of_an_existing_database(postgres_url: str) -> None:
     async def run() -> None:
-        name = f"upgrade_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(asyncpg_dsn(postgres_url), database=name)
-        try:
+        async with fresh_database(postgres_url, migrate=False) as conn:
             # The schema as it was before 0006, with rows in the old layout.
-            for m in migrations.available():
-                if m.version < "0006":
-                    await conn.execute(m.sql)
+            await migrate_before(conn, "0006")
             t0 = datetime(2026, 1, 1, tzinfo=UTC)
             rows = [
                 # (id, version, deleted, method, content or None); the last one is current
@@ -137,20 +127,6 @@ def test_migration_0006_keeps_every_version_of_an_existing_database(postgres_url
                     version,
                     n + 1,
                 )
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for m in migrations.available():
-                if m.version < "0006":
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum)"
-                        " VALUES ($1, $2, $3)",
-                        m.version,
-                        m.name,
-                        m.checksum,
-                    )
-
             assert "0006" in await migrations.migrate(conn)
 
             # Only superseded versions stay in history; the current ones are not duplicated.
@@ -173,12 +149,5 @@ def test_migration_0006_keeps_every_version_of_an_existing_database(postgres_url
             for rid, version, deleted, _method, content in rows:
                 if not deleted:
                     assert (await repo.vread("Patient", rid, version)).content == content
-        finally:
-            await conn.close()
-            admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
-            try:
-                await admin.execute(f'DROP DATABASE "{name}"')
-            finally:
-                await admin.close()
 
     asyncio.run(run())

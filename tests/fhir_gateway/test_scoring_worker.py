@@ -11,7 +11,7 @@ from fhir_gateway.app import _load_predictor
 from fhir_gateway.scoring.worker import drain_once
 from fhir_gateway.settings import Settings
 from fhir_gateway.store.repository import Repository
-from tests.fhir_gateway.test_write_paths import fresh_database
+from tests.databases import fresh_database
 
 
 class _OneConnection:

@@ -4,18 +4,15 @@ same rows; an update replaces the index rows and keeps the old version in histor
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
 
 from fhir_gateway.search.index import extract_stored
-from fhir_gateway.store import migrate as migrations
 from fhir_gateway.store.indexing import IndexBatch
 from fhir_gateway.store.repository import Repository
-from fhir_gateway.store.urls import asyncpg_dsn
+from tests.databases import fresh_database
 
 OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation",
@@ -28,21 +25,6 @@ OBSERVATION: dict[str, Any] = {
     "valueQuantity": {"value": 11.2, "unit": "g/dL", "system": "http://unitsofmeasure.org"},
     "component": [{"code": {"text": "a component"}, "valueString": "x"}],
 }
-
-
-@asynccontextmanager
-async def fresh_database(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
-    name = f"writes_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    conn = await asyncpg.connect(asyncpg_dsn(postgres_url), database=name)
-    try:
-        await migrations.migrate(conn)
-        yield conn
-    finally:
-        await conn.close()
-        await admin.execute(f'DROP DATABASE "{name}"')
-        await admin.close()
 
 
 async def index_rows(conn: asyncpg.Connection, rid: int) -> dict[str, list[tuple[Any, ...]]]:

@@ -12,12 +12,10 @@ import asyncio
 import gzip
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from fhir_gateway.search.definitions import search_parameters, searchable_types
@@ -25,8 +23,8 @@ from fhir_gateway.search.derived import Source, derived_parameters, patient_refe
 from fhir_gateway.search.index import IndexRows, extract, extract_stored
 from fhir_gateway.search.service import find_ids
 from fhir_gateway.store import migrate as migrations
-from fhir_gateway.store.urls import asyncpg_dsn
 from tests.conftest import SHARED_DATA
+from tests.databases import fresh_database, migrate_before
 from tests.search.dataset import resources as dataset_resources
 
 _TABLES = ("token", "string", "date", "reference", "quantity")
@@ -111,28 +109,8 @@ def test_migration_0009_keeps_rows_written_before_it_findable(postgres_url: str)
     declared one; the stored 'patient' row beside it said it was a Patient."""
 
     async def run() -> None:
-        name = f"derived_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(asyncpg_dsn(postgres_url), database=name)
-        try:
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version text PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for m in migrations.available():
-                if m.version < "0009":
-                    await conn.execute(m.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum)"
-                        " VALUES ($1, $2, $3)",
-                        m.version,
-                        m.name,
-                        m.checksum,
-                    )
+        async with fresh_database(postgres_url, migrate=False) as conn:
+            await migrate_before(conn, "0009")
             patient_urn, group_urn = "urn:uuid:" + "1" * 32, "urn:uuid:" + "2" * 32
             # (rid, id, the reference rows the writer of the time stored)
             stored = [
@@ -166,13 +144,6 @@ def test_migration_0009_keeps_rows_written_before_it_findable(postgres_url: str)
             assert await ids(f"patient={group_urn}") == set()
             assert await ids(f"subject={group_urn}") == {"o3"}
             assert await ids("patient:missing=true") == {"o3"}
-        finally:
-            await conn.close()
-            admin = await asyncpg.connect(asyncpg_dsn(postgres_url))
-            try:
-                await admin.execute(f'DROP DATABASE "{name}"')
-            finally:
-                await admin.close()
 
     asyncio.run(run())
 
